@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 5000
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+export PORT
+
+.PHONY: run test install install-test tools redis-server node-tools clean
+
+run: install
+	@echo "realtime: serving the embedded default (no Redis) on http://127.0.0.1:$(PORT)/"
+	@echo "  health:     http://127.0.0.1:$(PORT)/healthz   readiness: http://127.0.0.1:$(PORT)/readyz"
+	@echo "  dev tokens: $(VENV)/bin/flask --app wsgi token create alice"
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: install-test tools
+	$(PY) -m pytest
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+install: $(VENV)/.installed
+$(VENV)/.installed: setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+install-test: $(VENV)/.installed-test
+$(VENV)/.installed-test: setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(VENV)/.installed $@
+
+tools: redis-server node-tools
+
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq redis-server; }
+
+node-tools: tests/node/node_modules/.package-lock.json
+tests/node/node_modules/.package-lock.json: tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+
+clean:
+	rm -rf $(VENV) tests/node/node_modules .pytest_cache

@@ -1,0 +1,71 @@
+"""realtime: a production Socket.IO server on Flask-SocketIO, gevent and Redis."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from realtime.config import Settings, load_settings
+from realtime.log_setup import configure_logging
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application: settings, logging, services, socket handlers and HTTP routes.
+
+    :param config: overrides by variable name (``{"REDIS_URL": ...}``), applied after the environment.
+    :raises realtime.config.ConfigError: when a setting is missing or unsafe.
+    """
+    settings = load_settings(config)
+    configure_logging(settings.log_level, settings.log_format)
+    for warning in settings.warnings:
+        logger.warning(warning)
+
+    app = Flask(__name__, template_folder=str(TEMPLATES))
+    app.config.update(REALTIME_SETTINGS=settings)
+
+    from realtime import cli
+    from realtime.extensions import socketio
+    from realtime.features.chat import chat
+    from realtime.http import health
+    from realtime.service_factory import build_services
+    from realtime.sockets.acks import install_ack_tracking
+    from realtime.sockets.connection import register_connection_handlers
+    from realtime.sockets.dispatch import register_blueprints
+
+    app.extensions["realtime"] = build_services(settings, socketio)
+    _init_socketio(app, settings, socketio)
+    install_ack_tracking(socketio.server)
+    register_connection_handlers(socketio)
+    app.extensions["realtime_events"] = register_blueprints(socketio, [chat])
+
+    app.register_blueprint(health.bp)
+    cli.init_app(app)
+    return app
+
+
+def _init_socketio(app: Flask, settings: Settings, socketio: Any) -> None:
+    # Flask-SocketIO keeps server_options across init_app calls, so a client manager built for an
+    # earlier app (a Redis queue) would leak into this one; each app states its own.
+    socketio.server_options.pop("client_manager", None)
+    socketio.init_app(
+        app,
+        async_mode="gevent",
+        message_queue=settings.message_queue_url,
+        channel=settings.socketio_channel,
+        cors_allowed_origins=settings.allowed_origins,
+        transports=list(settings.transports),
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        max_http_buffer_size=settings.max_payload_bytes,
+        logger=False,
+        engineio_logger=False,
+    )

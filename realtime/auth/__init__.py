@@ -1,0 +1,1 @@
+"""Handshake authentication: JWT verification, sessions and the user directory."""

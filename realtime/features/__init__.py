@@ -1,0 +1,1 @@
+"""Feature modules, one socket blueprint each."""

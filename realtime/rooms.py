@@ -1,0 +1,188 @@
+"""Room naming convention, authorization hooks and the per-socket room cap."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
+
+from realtime.errors import ErrorCode, RealtimeError
+from realtime.identifiers import is_identifier
+from realtime.room_store import RoomStore
+
+logger = logging.getLogger(__name__)
+
+PREFIXES = ("user", "group", "game", "party", "broadcast")
+MAX_ROOM_NAME = 80
+
+
+class RoomAuthHook(Protocol):
+    """Decides whether a user may join a room of one prefix."""
+
+    def can_join(self, user_id: str, room: str) -> bool:
+        """True to allow."""
+
+
+class AllowAll:
+    """A hook for open rooms (public topics)."""
+
+    def can_join(self, user_id: str, room: str) -> bool:
+        return True
+
+
+class RoomRouter(Protocol):
+    """The local Socket.IO manager: where emits are actually routed."""
+
+    def enter(self, sid: str, room: str) -> None:
+        """Put ``sid`` in ``room``."""
+
+    def leave(self, sid: str, room: str) -> None:
+        """Take ``sid`` out of ``room``."""
+
+    def rooms(self, sid: str) -> set[str]:
+        """The named rooms ``sid`` is in (not its private sid room)."""
+
+
+def split_room(room: object) -> tuple[str, str]:
+    """Split ``prefix:id``; refuse anything outside the naming convention.
+
+    :raises RealtimeError: ``FORBIDDEN`` for unknown prefixes and malformed ids.
+    """
+    if not isinstance(room, str) or len(room) > MAX_ROOM_NAME:
+        raise RealtimeError(ErrorCode.FORBIDDEN, "Room names are strings of at most 80 characters.")
+    prefix, sep, ident = room.partition(":")
+    if not sep or prefix not in PREFIXES:
+        raise RealtimeError(
+            ErrorCode.FORBIDDEN, f"Unknown room prefix in {room!r}; rooms are {', '.join(p + ':{id}' for p in PREFIXES)}."
+        )
+    if not is_identifier(ident):
+        raise RealtimeError(ErrorCode.FORBIDDEN, f"Malformed room id in {room!r}; ids are 1-64 of A-Z a-z 0-9 _ -.")
+    return prefix, ident
+
+
+class RoomManager:
+    """Joins and leaves rooms under the naming convention, the hooks and the cap.
+
+    ``user:{id}`` rooms are private by rule: no hook can let a user into another user's room.
+    Prefixes without a hook are closed.
+    """
+
+    def __init__(
+        self,
+        router: RoomRouter,
+        store: RoomStore,
+        default_rooms: Sequence[str],
+        max_rooms_per_socket: int,
+    ) -> None:
+        self._router = router
+        self._store = store
+        self._default_rooms = tuple(default_rooms)
+        self._max_rooms = max_rooms_per_socket
+        self._hooks: dict[str, RoomAuthHook] = {}
+
+    def register_auth_hook(self, prefix: str, hook: RoomAuthHook | Callable[[str, str], bool]) -> None:
+        """Let ``hook`` decide joins for ``prefix`` (``"game:"`` or ``"game"``); replaces an earlier hook."""
+        name = prefix.rstrip(":")
+        if name not in PREFIXES:
+            raise ValueError(f"Unknown room prefix {prefix!r}; use one of {', '.join(p + ':' for p in PREFIXES)}.")
+        if name == "user":
+            raise ValueError("user: rooms are private by rule and take no hook.")
+        self._hooks[name] = hook if hasattr(hook, "can_join") else _CallableHook(hook)  # type: ignore[arg-type]
+
+    def can_join(self, user_id: str, room: str) -> bool:
+        """Whether ``user_id`` may join ``room`` (malformed names are refused, not raised)."""
+        try:
+            prefix, ident = split_room(room)
+        except RealtimeError:
+            return False
+        return self._allowed(user_id, room, prefix, ident)
+
+    def _allowed(self, user_id: str, room: str, prefix: str, ident: str) -> bool:
+        if prefix == "user":
+            return ident == user_id
+        hook = self._hooks.get(prefix)
+        if hook is None:
+            return False
+        try:
+            return bool(hook.can_join(user_id, room))
+        except Exception:
+            logger.exception("room auth hook failed; denying", extra={"room_prefix": prefix})
+            return False
+
+    def join(self, sid: str, user_id: str, room: str) -> bool:
+        """Put the socket in ``room``; return False when it already was there.
+
+        :raises RealtimeError: ``FORBIDDEN`` or ``ROOM_LIMIT``.
+        """
+        prefix, ident = split_room(room)
+        if not self._allowed(user_id, room, prefix, ident):
+            raise RealtimeError(ErrorCode.FORBIDDEN, f"Not allowed to join {room!r}.")
+        current = self._router.rooms(sid)
+        if room in current:
+            return False
+        if len(current) >= self._max_rooms:
+            raise RealtimeError(
+                ErrorCode.ROOM_LIMIT, f"A socket may be in at most {self._max_rooms} rooms; leave one first."
+            )
+        self._router.enter(sid, room)
+        self._store.add(sid, [room])
+        return True
+
+    def join_defaults(self, sid: str, user_id: str) -> list[str]:
+        """Join the configured default rooms (trusted operator config: no hooks, one store write)."""
+        rooms = [template.replace("{userId}", user_id) for template in self._default_rooms]
+        for room in rooms:
+            self._router.enter(sid, room)
+        self._store.add(sid, rooms)
+        return rooms
+
+    def leave(self, sid: str, room: str) -> bool:
+        """Take the socket out of ``room``; return False when it was not there."""
+        if room not in self._router.rooms(sid):
+            return False
+        self._router.leave(sid, room)
+        self._store.remove(sid, room)
+        return True
+
+    def is_member(self, sid: str, room: str) -> bool:
+        """Whether the socket is in ``room`` (local: a socket lives on one worker)."""
+        return room in self._router.rooms(sid)
+
+    def rooms_of(self, sid: str) -> set[str]:
+        """The named rooms the socket is in."""
+        return self._router.rooms(sid)
+
+    def forget(self, sid: str) -> None:
+        """Drop the socket from the membership index (Socket.IO drops its own rooms)."""
+        self._store.clear(sid)
+
+    def count(self, room: str) -> int:
+        """Sockets in ``room`` across the cluster."""
+        return self._store.count(room)
+
+
+class _CallableHook:
+    """Adapts a plain ``f(user_id, room) -> bool`` to :class:`RoomAuthHook`."""
+
+    def __init__(self, func: Callable[[str, str], bool]) -> None:
+        self._func = func
+
+    def can_join(self, user_id: str, room: str) -> bool:
+        return self._func(user_id, room)
+
+
+class SocketIORouter:
+    """:class:`RoomRouter` over Flask-SocketIO's server, on the default namespace."""
+
+    def __init__(self, socketio: object, namespace: str = "/") -> None:
+        self._socketio = socketio
+        self._namespace = namespace
+
+    def enter(self, sid: str, room: str) -> None:
+        self._socketio.server.enter_room(sid, room, namespace=self._namespace)  # type: ignore[attr-defined]
+
+    def leave(self, sid: str, room: str) -> None:
+        self._socketio.server.leave_room(sid, room, namespace=self._namespace)  # type: ignore[attr-defined]
+
+    def rooms(self, sid: str) -> set[str]:
+        names: Iterable[str] = self._socketio.server.rooms(sid, namespace=self._namespace)  # type: ignore[attr-defined]
+        return {name for name in names if name != sid}

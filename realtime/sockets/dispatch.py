@@ -1,0 +1,100 @@
+"""Run a handler behind validation, rate limiting and the one ack envelope."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from flask import request
+from flask_socketio import SocketIO
+from marshmallow import ValidationError
+
+from realtime.errors import ErrorCode, RealtimeError, failure, ok
+from realtime.services import current_services
+from realtime.sockets.acks import ack_requested
+from realtime.sockets.blueprint import EventContext, EventHandler, SocketBlueprint
+
+logger = logging.getLogger(__name__)
+
+
+def register_blueprints(socketio: SocketIO, blueprints: list[SocketBlueprint]) -> dict[str, EventHandler]:
+    """Register every handler of ``blueprints`` on ``socketio``; refuse an event handled twice."""
+    table: dict[str, EventHandler] = {}
+    for blueprint in blueprints:
+        for handler in blueprint.handlers:
+            if handler.event in table:
+                raise ValueError(
+                    f"{handler.event!r} is handled by both {table[handler.event].blueprint!r} and {blueprint.name!r}."
+                )
+            table[handler.event] = handler
+            socketio.on(handler.event)(_endpoint(socketio, handler))
+    socketio.on("*")(_unknown_event(socketio))
+    return table
+
+
+def _endpoint(socketio: SocketIO, handler: EventHandler) -> Any:
+    def endpoint(*args: Any) -> dict[str, Any]:
+        envelope = run_handler(handler, args)
+        return answer(socketio, handler.event, envelope)
+
+    endpoint.__name__ = f"on_{handler.event.replace(':', '_')}"
+    return endpoint
+
+
+def _unknown_event(socketio: SocketIO) -> Any:
+    def unknown(event: Any, *args: Any) -> dict[str, Any]:
+        name = event if isinstance(event, str) else repr(event)
+        error = RealtimeError(ErrorCode.UNKNOWN_EVENT, f"No handler for event {name[:80]!r}.")
+        return answer(socketio, name[:80], failure(error))
+
+    return unknown
+
+
+def answer(socketio: SocketIO, event: str, envelope: dict[str, Any]) -> dict[str, Any]:
+    """Return the envelope as the ack; without an ack callback, send failures as an ``error`` event."""
+    if not envelope["ok"] and not ack_requested():
+        socketio.emit("error", {**envelope["error"], "event": event}, to=request.sid, namespace="/")
+    return envelope
+
+
+def run_handler(handler: EventHandler, args: tuple[Any, ...]) -> dict[str, Any]:
+    """Validate, rate-limit and call ``handler``; turn every outcome into an envelope."""
+    services = current_services()
+    sid = request.sid
+    try:
+        identity = services.connections.get(sid)
+        if not services.limiter.allow(sid):
+            raise RealtimeError(ErrorCode.RATE_LIMITED, "Too many events; slow down.")
+        data = _validate(handler, args)
+        ctx = EventContext(
+            sid=sid,
+            user_id=identity.user_id,
+            session_id=identity.session_id,
+            profile=identity.profile,
+            services=services,
+        )
+        return ok(handler.func(ctx, data))
+    except RealtimeError as err:
+        return failure(err)
+    except redis.RedisError:
+        logger.warning("redis unavailable while handling %s", handler.event, exc_info=True)
+        return failure(RealtimeError(ErrorCode.UNAVAILABLE, "A backing service is unavailable; retry shortly."))
+    except Exception:
+        logger.exception("handler for %s failed", handler.event)
+        return failure(RealtimeError(ErrorCode.INTERNAL, "Internal error; it has been logged."))
+
+
+def _validate(handler: EventHandler, args: tuple[Any, ...]) -> Any:
+    if handler.schema is None:
+        return args[0] if args else None
+    if len(args) != 1:
+        raise RealtimeError(ErrorCode.VALIDATION_ERROR, f"Expected one payload argument, got {len(args)}.")
+    payload = args[0]
+    if not isinstance(payload, dict):
+        raise RealtimeError(
+            ErrorCode.VALIDATION_ERROR, f"The payload must be a JSON object, not {type(payload).__name__}."
+        )
+    try:
+        return handler.schema.load(payload)
+    except ValidationError as err:
+        raise RealtimeError(ErrorCode.VALIDATION_ERROR, "The payload failed validation.", fields=err.messages) from None

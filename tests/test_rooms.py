@@ -1,0 +1,259 @@
+"""RoomManager: naming convention, private user rooms, auth hooks, the per-socket cap and the member index."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from realtime.errors import ErrorCode, RealtimeError
+from realtime.room_store import MemoryRoomStore, RedisRoomStore, RoomStore
+from realtime.rooms import AllowAll, RoomManager
+
+DEFAULT_ROOMS = ("user:{userId}", "broadcast:all")
+OPEN_PREFIXES = ("group:", "game:", "party:", "broadcast:")
+
+
+class FakeRouter:
+    """The RoomRouter protocol over a dict, standing in for Socket.IO's manager."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, set[str]] = {}
+
+    def enter(self, sid: str, room: str) -> None:
+        self._rooms.setdefault(sid, set()).add(room)
+
+    def leave(self, sid: str, room: str) -> None:
+        self._rooms.get(sid, set()).discard(room)
+
+    def rooms(self, sid: str) -> set[str]:
+        return set(self._rooms.get(sid, set()))
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest) -> Iterator[RoomStore]:
+    if request.param == "memory":
+        yield MemoryRoomStore()
+        return
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True)
+    yield RedisRoomStore(client, "t:")
+    client.close()
+
+
+@pytest.fixture
+def router() -> FakeRouter:
+    return FakeRouter()
+
+
+@pytest.fixture
+def manager(router: FakeRouter, store: RoomStore) -> RoomManager:
+    """Closed by default: no hooks, at most 3 rooms per socket."""
+    return RoomManager(router, store, DEFAULT_ROOMS, max_rooms_per_socket=3)
+
+
+@pytest.fixture
+def open_manager(manager: RoomManager) -> RoomManager:
+    """Every prefix but ``user:`` allows everyone."""
+    for prefix in OPEN_PREFIXES:
+        manager.register_auth_hook(prefix, AllowAll())
+    return manager
+
+
+def refusal(manager: RoomManager, sid: str, user_id: str, room: object) -> RealtimeError:
+    with pytest.raises(RealtimeError) as excinfo:
+        manager.join(sid, user_id, room)  # type: ignore[arg-type]
+    return excinfo.value
+
+
+def test_own_user_room_is_allowed(manager: RoomManager) -> None:
+    assert manager.join("s1", "alice", "user:alice") is True
+    assert manager.is_member("s1", "user:alice")
+    assert manager.count("user:alice") == 1
+
+
+def test_another_users_room_is_forbidden_even_with_every_hook_open(open_manager: RoomManager) -> None:
+    assert refusal(open_manager, "s1", "alice", "user:bob").code == ErrorCode.FORBIDDEN
+    assert open_manager.rooms_of("s1") == set()
+    assert open_manager.count("user:bob") == 0
+    assert open_manager.can_join("alice", "user:bob") is False
+
+
+CRAFTED_NAMES = [
+    pytest.param("group:../x", id="dot-dot-slash"),
+    pytest.param("group:a/b", id="slash"),
+    pytest.param("group:", id="empty-id"),
+    pytest.param("group:\uff4cobby", id="fullwidth-l"),
+    pytest.param("group:lobby\n", id="trailing-newline"),
+    pytest.param("Group:lobby", id="capitalised-prefix"),
+    pytest.param("room:1", id="unknown-prefix"),
+    pytest.param("group:" + "a" * 65, id="id-65-chars"),
+    pytest.param("user:alice:extra", id="user-room-suffix"),
+    pytest.param("group", id="no-colon"),
+    pytest.param(123, id="int"),
+    pytest.param(None, id="none"),
+]
+
+
+@pytest.mark.parametrize("room", CRAFTED_NAMES)
+def test_crafted_room_names_are_forbidden(open_manager: RoomManager, room: object) -> None:
+    assert refusal(open_manager, "s1", "alice", room).code == ErrorCode.FORBIDDEN
+    assert open_manager.rooms_of("s1") == set()
+
+
+@pytest.mark.parametrize("room", CRAFTED_NAMES)
+def test_can_join_refuses_crafted_names_without_raising(open_manager: RoomManager, room: object) -> None:
+    assert open_manager.can_join("alice", room) is False  # type: ignore[arg-type]
+
+
+def test_id_of_64_chars_is_accepted(open_manager: RoomManager) -> None:
+    assert open_manager.join("s1", "alice", "group:" + "a" * 64) is True
+
+
+def test_prefix_without_hook_is_closed(manager: RoomManager) -> None:
+    assert refusal(manager, "s1", "alice", "game:chess").code == ErrorCode.FORBIDDEN
+    assert manager.can_join("alice", "game:chess") is False
+    assert manager.rooms_of("s1") == set()
+
+
+class ChessPlayers:
+    """A hook object: only alice plays; records what it was asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def can_join(self, user_id: str, room: str) -> bool:
+        self.calls.append((user_id, room))
+        return user_id == "alice"
+
+
+def only_alice(user_id: str, room: str) -> bool:
+    return user_id == "alice" and room == "game:chess"
+
+
+@pytest.mark.parametrize("hook", [pytest.param(ChessPlayers(), id="object"), pytest.param(only_alice, id="callable")])
+def test_hook_allows_and_denies(manager: RoomManager, hook: object) -> None:
+    manager.register_auth_hook("game:", hook)  # type: ignore[arg-type]
+    assert manager.can_join("alice", "game:chess") is True
+    assert manager.can_join("bob", "game:chess") is False
+    assert manager.join("s1", "alice", "game:chess") is True
+    assert refusal(manager, "s2", "bob", "game:chess").code == ErrorCode.FORBIDDEN
+    assert manager.count("game:chess") == 1
+    assert manager.rooms_of("s2") == set()
+
+
+def test_hook_receives_user_and_full_room_name(manager: RoomManager) -> None:
+    hook = ChessPlayers()
+    manager.register_auth_hook("game", hook)
+    manager.join("s1", "alice", "game:chess")
+    assert hook.calls == [("alice", "game:chess")]
+
+
+def test_later_hook_replaces_earlier(manager: RoomManager) -> None:
+    manager.register_auth_hook("group:", AllowAll())
+    manager.register_auth_hook("group:", lambda user_id, room: False)
+    assert refusal(manager, "s1", "alice", "group:lobby").code == ErrorCode.FORBIDDEN
+
+
+def test_hook_that_raises_denies(manager: RoomManager, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(user_id: str, room: str) -> bool:
+        raise RuntimeError("database down")
+
+    manager.register_auth_hook("party:", broken)
+    assert manager.can_join("alice", "party:42") is False
+    assert refusal(manager, "s1", "alice", "party:42").code == ErrorCode.FORBIDDEN
+    assert manager.rooms_of("s1") == set()
+    assert "room auth hook failed" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        pytest.param("user:", id="user-with-colon"),
+        pytest.param("user", id="user-bare"),
+        pytest.param("room:", id="unknown"),
+        pytest.param("Group:", id="capitalised"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_register_auth_hook_refuses_user_and_unknown_prefixes(manager: RoomManager, prefix: str) -> None:
+    with pytest.raises(ValueError, match="user: rooms are private|Unknown room prefix"):
+        manager.register_auth_hook(prefix, AllowAll())
+
+
+def test_fourth_room_hits_the_cap(open_manager: RoomManager) -> None:
+    for room in ("group:a", "group:b", "group:c"):
+        assert open_manager.join("s1", "alice", room) is True
+    assert refusal(open_manager, "s1", "alice", "group:d").code == ErrorCode.ROOM_LIMIT
+    assert open_manager.rooms_of("s1") == {"group:a", "group:b", "group:c"}
+    assert open_manager.count("group:d") == 0
+
+
+def test_leaving_frees_a_slot_under_the_cap(open_manager: RoomManager) -> None:
+    for room in ("group:a", "group:b", "group:c"):
+        open_manager.join("s1", "alice", room)
+    assert open_manager.leave("s1", "group:a") is True
+    assert open_manager.join("s1", "alice", "group:d") is True
+    assert open_manager.rooms_of("s1") == {"group:b", "group:c", "group:d"}
+
+
+def test_joining_twice_returns_false_and_counts_once(open_manager: RoomManager) -> None:
+    assert open_manager.join("s1", "alice", "group:a") is True
+    assert open_manager.join("s1", "alice", "group:a") is False
+    assert open_manager.join("s1", "alice", "group:a") is False
+    assert open_manager.count("group:a") == 1
+    assert open_manager.join("s1", "alice", "group:b") is True
+    assert open_manager.join("s1", "alice", "group:c") is True
+    assert open_manager.rooms_of("s1") == {"group:a", "group:b", "group:c"}
+
+
+def test_rejoin_of_a_full_socket_is_not_a_limit_error(open_manager: RoomManager) -> None:
+    for room in ("group:a", "group:b", "group:c"):
+        open_manager.join("s1", "alice", room)
+    assert open_manager.join("s1", "alice", "group:a") is False
+
+
+def test_leave_returns_true_then_false(open_manager: RoomManager) -> None:
+    open_manager.join("s1", "alice", "group:a")
+    assert open_manager.leave("s1", "group:a") is True
+    assert open_manager.leave("s1", "group:a") is False
+    assert open_manager.count("group:a") == 0
+    assert not open_manager.is_member("s1", "group:a")
+
+
+def test_count_across_sockets(open_manager: RoomManager) -> None:
+    open_manager.join("s1", "alice", "group:lobby")
+    open_manager.join("s2", "bob", "group:lobby")
+    open_manager.join("s3", "alice", "group:other")
+    assert open_manager.count("group:lobby") == 2
+    open_manager.leave("s1", "group:lobby")
+    assert open_manager.count("group:lobby") == 1
+    assert open_manager.count("group:other") == 1
+    assert open_manager.count("group:nobody") == 0
+
+
+def test_forget_clears_counts_of_that_socket_only(open_manager: RoomManager) -> None:
+    open_manager.join("s1", "alice", "group:a")
+    open_manager.join("s1", "alice", "group:b")
+    open_manager.join("s2", "bob", "group:a")
+    open_manager.forget("s1")
+    assert open_manager.count("group:a") == 1
+    assert open_manager.count("group:b") == 0
+    open_manager.forget("s1")
+    assert open_manager.count("group:a") == 1
+
+
+def test_join_defaults_substitutes_user_id(manager: RoomManager) -> None:
+    assert manager.join_defaults("s1", "alice") == ["user:alice", "broadcast:all"]
+    assert manager.rooms_of("s1") == {"user:alice", "broadcast:all"}
+    assert manager.count("user:alice") == 1
+    assert manager.count("broadcast:all") == 1
+    manager.join_defaults("s2", "bob")
+    assert manager.count("user:alice") == 1
+    assert manager.count("user:bob") == 1
+    assert manager.count("broadcast:all") == 2
+
+
+def test_defaults_count_towards_the_cap(open_manager: RoomManager) -> None:
+    open_manager.join_defaults("s1", "alice")
+    assert open_manager.join("s1", "alice", "group:a") is True
+    assert refusal(open_manager, "s1", "alice", "group:b").code == ErrorCode.ROOM_LIMIT
