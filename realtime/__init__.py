@@ -34,20 +34,28 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from realtime import cli
     from realtime.extensions import socketio
-    from realtime.features.chat import chat
+    from realtime.features import BLUEPRINTS
     from realtime.http import health
     from realtime.service_factory import build_services
     from realtime.sockets.acks import install_ack_tracking
+    from realtime.sockets.catalog import EventCatalog
     from realtime.sockets.connection import register_connection_handlers
-    from realtime.sockets.dispatch import register_blueprints
+    from realtime.sockets.dispatch import register_handlers
 
-    app.extensions["realtime"] = build_services(settings, socketio)
+    catalog = EventCatalog(BLUEPRINTS)
+    services = build_services(settings, socketio, catalog)
+    app.extensions["realtime"] = services
     _init_socketio(app, settings, socketio)
     install_ack_tracking(socketio.server)
     register_connection_handlers(socketio)
-    app.extensions["realtime_events"] = register_blueprints(socketio, [chat])
+    register_handlers(socketio, catalog)
+    app.before_request(services.lifecycle.ensure_started)
 
     app.register_blueprint(health.bp)
+    if settings.app_env != "prod":
+        from realtime.http import demo
+
+        app.register_blueprint(demo.bp)
     cli.init_app(app)
     return app
 

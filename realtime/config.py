@@ -52,7 +52,13 @@ DEFAULTS: dict[str, str | None] = {
     "PING_INTERVAL": "25",
     "PING_TIMEOUT": "20",
     "MAX_PAYLOAD_BYTES": "1000000",
-    "MAX_ROOMS_PER_SOCKET": "100",
+    "MAX_ROOMS_PER_SOCKET": "200",
+    "SESSION_POLICY": "single",
+    "PRESENCE_TTL": "60",
+    "CHAT_HISTORY_MAX": "1000",
+    "CHAT_JOIN_HISTORY": "50",
+    "NOTIFICATIONS_MAX": "200",
+    "TYPING_THROTTLE": "2",
     "EVENT_RATE": "20",
     "EVENT_BURST": "40",
     "USER_CACHE_TTL": "60",
@@ -86,6 +92,12 @@ class Settings:
     ping_timeout: float
     max_payload_bytes: int
     max_rooms_per_socket: int
+    session_policy: str
+    presence_ttl: float
+    chat_history_max: int
+    chat_join_history: int
+    notifications_max: int
+    typing_throttle: float
     event_rate: float
     event_burst: int
     user_cache_ttl: float
@@ -201,6 +213,12 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"LOG_LEVEL is {log_level!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL.")
 
+    session_policy = _text(raw, "SESSION_POLICY").lower()
+    if session_policy not in ("single", "multi"):
+        raise ConfigError(
+            f"SESSION_POLICY is {session_policy!r}; use 'single' (a new login logs out the old session) or 'multi'."
+        )
+
     ping_interval = _float(raw, "PING_INTERVAL", minimum=1)
     ping_timeout = _float(raw, "PING_TIMEOUT", minimum=1)
 
@@ -226,6 +244,12 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         ping_timeout=ping_timeout,
         max_payload_bytes=_int(raw, "MAX_PAYLOAD_BYTES", minimum=1024),
         max_rooms_per_socket=max_rooms,
+        session_policy=session_policy,
+        presence_ttl=_float(raw, "PRESENCE_TTL", minimum=1),
+        chat_history_max=_int(raw, "CHAT_HISTORY_MAX", minimum=10),
+        chat_join_history=_int(raw, "CHAT_JOIN_HISTORY", minimum=0, maximum=100),
+        notifications_max=_int(raw, "NOTIFICATIONS_MAX", minimum=1),
+        typing_throttle=_float(raw, "TYPING_THROTTLE", minimum=0),
         event_rate=_float(raw, "EVENT_RATE", minimum=0.1),
         event_burst=_int(raw, "EVENT_BURST", minimum=1),
         user_cache_ttl=_float(raw, "USER_CACHE_TTL", minimum=0),

@@ -29,6 +29,10 @@ class ConnectionRegistry:
             raise RealtimeError(ErrorCode.AUTH_REQUIRED, "This socket is not authenticated.")
         return identity
 
+    def items(self) -> list[tuple[str, Identity]]:
+        """A snapshot of (sid, identity) pairs."""
+        return list(self._by_sid.items())
+
     def of_user(self, user_id: str) -> dict[str, Identity]:
         """The local sockets of ``user_id``, by sid."""
         return {sid: identity for sid, identity in self._by_sid.items() if identity.user_id == user_id}

@@ -16,6 +16,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_EVENT = "UNKNOWN_EVENT"
     FORBIDDEN = "FORBIDDEN"
     NOT_IN_ROOM = "NOT_IN_ROOM"
+    NOT_FOUND = "NOT_FOUND"
+    NOT_YOUR_TURN = "NOT_YOUR_TURN"
     ROOM_LIMIT = "ROOM_LIMIT"
     RATE_LIMITED = "RATE_LIMITED"
     UNAVAILABLE = "UNAVAILABLE"
@@ -32,6 +34,8 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.UNKNOWN_EVENT: "No handler exists for the event name.",
     ErrorCode.FORBIDDEN: "The room name is outside the naming convention or its authorization hook refused.",
     ErrorCode.NOT_IN_ROOM: "The socket must join the room before sending to it.",
+    ErrorCode.NOT_FOUND: "The game (or other resource) named in the payload does not exist.",
+    ErrorCode.NOT_YOUR_TURN: "A game move by a player whose turn it is not.",
     ErrorCode.ROOM_LIMIT: "The socket is already in MAX_ROOMS_PER_SOCKET rooms.",
     ErrorCode.RATE_LIMITED: "The socket sent events faster than EVENT_RATE (burst EVENT_BURST).",
     ErrorCode.UNAVAILABLE: "A backing service (Redis) did not answer; retry later.",

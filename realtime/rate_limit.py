@@ -28,3 +28,30 @@ class RateLimiter:
     def forget(self, key: str) -> None:
         """Drop the bucket of a closed socket."""
         self._buckets.pop(key, None)
+
+
+class Throttle:
+    """At most one pass per ``interval`` per key (typing indicators); bounded by forgetting closed sockets."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[tuple[str, str], float] = {}
+
+    def allow(self, sid: str, key: str) -> bool:
+        """True when ``(sid, key)`` has not passed within the interval; records the pass."""
+        now = self._clock()
+        last = self._last.get((sid, key))
+        if last is not None and now - last < self._interval:
+            return False
+        self._last[(sid, key)] = now
+        return True
+
+    def reset(self, sid: str, key: str) -> None:
+        """Let the next pass of ``(sid, key)`` through."""
+        self._last.pop((sid, key), None)
+
+    def forget(self, sid: str) -> None:
+        """Drop every entry of a closed socket."""
+        for entry in [k for k in self._last if k[0] == sid]:
+            del self._last[entry]

@@ -1,27 +1,27 @@
 """Who is in which room, cluster-wide: one interface, an in-memory and a Redis transport.
 
-Socket.IO's own manager routes emits; this index answers questions the manager cannot
-across workers (how many sockets are in ``party:42``?) and is cleaned up on disconnect.
+Socket.IO's own manager routes emits; this index answers what the manager cannot across workers
+(how many sockets are in ``party:42``?). Entries of a socket are removed on disconnect, or by the
+reaper when its worker died (see :mod:`realtime.socket_state`).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Protocol
 
 import redis
+
+from realtime.redis_keys import Keys
 
 
 class RoomStore(Protocol):
     """Membership index keyed by socket id and by room."""
 
-    def add(self, sid: str, rooms: Iterable[str]) -> None:
-        """Record that ``sid`` is in each of ``rooms``."""
+    def add(self, sid: str, rooms: Sequence[str]) -> list[int]:
+        """Record ``sid`` in each room; return each room's member count afterwards."""
 
-    def remove(self, sid: str, room: str) -> None:
-        """Record that ``sid`` left ``room``."""
-
-    def clear(self, sid: str) -> None:
-        """Forget every membership of ``sid`` (on disconnect)."""
+    def remove(self, sid: str, rooms: Sequence[str]) -> list[int]:
+        """Record that ``sid`` left each room; return each room's member count afterwards."""
 
     def count(self, room: str) -> int:
         """How many sockets are in ``room``, across the cluster."""
@@ -34,64 +34,63 @@ class MemoryRoomStore:
         self._by_room: dict[str, set[str]] = {}
         self._by_sid: dict[str, set[str]] = {}
 
-    def add(self, sid: str, rooms: Iterable[str]) -> None:
+    def add(self, sid: str, rooms: Sequence[str]) -> list[int]:
         mine = self._by_sid.setdefault(sid, set())
         for room in rooms:
             mine.add(room)
             self._by_room.setdefault(room, set()).add(sid)
+        return [len(self._by_room[room]) for room in rooms]
 
-    def remove(self, sid: str, room: str) -> None:
-        self._by_sid.get(sid, set()).discard(room)
-        members = self._by_room.get(room)
-        if members is not None:
-            members.discard(sid)
-            if not members:
-                del self._by_room[room]
+    def remove(self, sid: str, rooms: Sequence[str]) -> list[int]:
+        counts = []
+        for room in rooms:
+            self._by_sid.get(sid, set()).discard(room)
+            members = self._by_room.get(room)
+            if members is not None:
+                members.discard(sid)
+                if not members:
+                    del self._by_room[room]
+            counts.append(self.count(room))
+        if not self._by_sid.get(sid, True):
+            del self._by_sid[sid]
+        return counts
 
-    def clear(self, sid: str) -> None:
-        for room in self._by_sid.pop(sid, set()):
-            self.remove(sid, room)
+    def rooms_of(self, sid: str) -> list[str]:
+        """The rooms indexed for ``sid`` (used when the socket goes away)."""
+        return sorted(self._by_sid.get(sid, ()))
 
     def count(self, room: str) -> int:
         return len(self._by_room.get(room, ()))
 
 
 class RedisRoomStore:
-    """Cluster-wide index: a set of sids per room and a set of rooms per sid; each change is one pipeline."""
+    """Cluster-wide index: a set of sids per room and of rooms per sid; each change is one pipeline."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client
-        self._prefix = prefix
+        self._keys = keys
 
-    def _room_key(self, room: str) -> str:
-        return f"{self._prefix}room:{room}"
-
-    def _sid_key(self, sid: str) -> str:
-        return f"{self._prefix}socket-rooms:{sid}"
-
-    def add(self, sid: str, rooms: Iterable[str]) -> None:
-        rooms = list(rooms)
+    def add(self, sid: str, rooms: Sequence[str]) -> list[int]:
         if not rooms:
-            return
+            return []
         pipe = self._redis.pipeline(transaction=False)
-        pipe.sadd(self._sid_key(sid), *rooms)
+        pipe.sadd(self._keys.socket_rooms(sid), *rooms)
         for room in rooms:
-            pipe.sadd(self._room_key(room), sid)
-        pipe.execute()
+            pipe.sadd(self._keys.room(room), sid)
+            pipe.scard(self._keys.room(room))
+        replies = pipe.execute()
+        return [int(n) for n in replies[2::2]]
 
-    def remove(self, sid: str, room: str) -> None:
+    def remove(self, sid: str, rooms: Sequence[str]) -> list[int]:
+        if not rooms:
+            return []
         pipe = self._redis.pipeline(transaction=False)
-        pipe.srem(self._sid_key(sid), room)
-        pipe.srem(self._room_key(room), sid)
-        pipe.execute()
-
-    def clear(self, sid: str) -> None:
-        rooms = self._redis.smembers(self._sid_key(sid))
-        pipe = self._redis.pipeline(transaction=False)
+        pipe.srem(self._keys.socket_rooms(sid), *rooms)
         for room in rooms:
-            pipe.srem(self._room_key(room), sid)
-        pipe.delete(self._sid_key(sid))
-        pipe.execute()
+            pipe.srem(self._keys.room(room), sid)
+            pipe.scard(self._keys.room(room))
+        replies = pipe.execute()
+        return [int(n) for n in replies[2::2]]
 
     def count(self, room: str) -> int:
-        return int(self._redis.scard(self._room_key(room)))
+        return int(self._redis.scard(self._keys.room(room)))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from realtime.errors import ErrorCode, RealtimeError
@@ -11,8 +12,16 @@ from realtime.room_store import RoomStore
 
 logger = logging.getLogger(__name__)
 
-PREFIXES = ("user", "group", "game", "party", "broadcast")
+PREFIXES = ("user", "group", "game", "party", "broadcast", "presence")
 MAX_ROOM_NAME = 80
+
+
+@dataclass(frozen=True)
+class Membership:
+    """The outcome of a join or leave: whether it changed anything and the room's cluster-wide size."""
+
+    changed: bool
+    count: int
 
 
 class RoomAuthHook(Protocol):
@@ -108,40 +117,59 @@ class RoomManager:
             logger.exception("room auth hook failed; denying", extra={"room_prefix": prefix})
             return False
 
-    def join(self, sid: str, user_id: str, room: str) -> bool:
-        """Put the socket in ``room``; return False when it already was there.
+    def join(self, sid: str, user_id: str, room: str) -> Membership:
+        """Put the socket in ``room`` (one Redis round trip).
 
         :raises RealtimeError: ``FORBIDDEN`` or ``ROOM_LIMIT``.
         """
-        prefix, ident = split_room(room)
-        if not self._allowed(user_id, room, prefix, ident):
-            raise RealtimeError(ErrorCode.FORBIDDEN, f"Not allowed to join {room!r}.")
-        current = self._router.rooms(sid)
-        if room in current:
-            return False
-        if len(current) >= self._max_rooms:
-            raise RealtimeError(
-                ErrorCode.ROOM_LIMIT, f"A socket may be in at most {self._max_rooms} rooms; leave one first."
-            )
-        self._router.enter(sid, room)
-        self._store.add(sid, [room])
-        return True
+        joined = self.join_many(sid, user_id, [room])
+        return Membership(changed=bool(joined), count=joined[0][1] if joined else self._store.count(room))
 
-    def join_defaults(self, sid: str, user_id: str) -> list[str]:
-        """Join the configured default rooms (trusted operator config: no hooks, one store write)."""
-        rooms = [template.replace("{userId}", user_id) for template in self._default_rooms]
+    def join_many(self, sid: str, user_id: str, rooms: Sequence[str]) -> list[tuple[str, int]]:
+        """Put the socket in every room it may join, all or nothing; return ``(room, count)`` for new ones.
+
+        :raises RealtimeError: ``FORBIDDEN`` for the first refused room, ``ROOM_LIMIT`` past the cap.
+        """
+        for room in rooms:
+            prefix, ident = split_room(room)
+            if not self._allowed(user_id, room, prefix, ident):
+                raise RealtimeError(ErrorCode.FORBIDDEN, f"Not allowed to join {room!r}.")
+        current = self._router.rooms(sid)
+        new = [room for room in dict.fromkeys(rooms) if room not in current]
+        if not new:
+            return []
+        if len(current) + len(new) > self._max_rooms:
+            raise RealtimeError(
+                ErrorCode.ROOM_LIMIT,
+                f"A socket may be in at most {self._max_rooms} rooms (it is in {len(current)}); leave some first.",
+            )
+        for room in new:
+            self._router.enter(sid, room)
+        return list(zip(new, self._store.add(sid, new), strict=True))
+
+    def default_rooms_for(self, user_id: str) -> list[str]:
+        """The configured default rooms with ``{userId}`` substituted (trusted operator config)."""
+        return [template.replace("{userId}", user_id) for template in self._default_rooms]
+
+    def enter_local(self, sid: str, rooms: Sequence[str]) -> None:
+        """Put the socket in ``rooms`` on this worker only (the index is written by the caller)."""
         for room in rooms:
             self._router.enter(sid, room)
-        self._store.add(sid, rooms)
-        return rooms
 
-    def leave(self, sid: str, room: str) -> bool:
-        """Take the socket out of ``room``; return False when it was not there."""
-        if room not in self._router.rooms(sid):
-            return False
-        self._router.leave(sid, room)
-        self._store.remove(sid, room)
-        return True
+    def leave(self, sid: str, room: str) -> Membership:
+        """Take the socket out of ``room`` (one Redis round trip when it was there)."""
+        left = self.leave_many(sid, [room])
+        return Membership(changed=bool(left), count=left[0][1] if left else self._store.count(room))
+
+    def leave_many(self, sid: str, rooms: Sequence[str]) -> list[tuple[str, int]]:
+        """Take the socket out of the rooms it is in; return ``(room, count)`` for each one left."""
+        current = self._router.rooms(sid)
+        gone = [room for room in dict.fromkeys(rooms) if room in current]
+        if not gone:
+            return []
+        for room in gone:
+            self._router.leave(sid, room)
+        return list(zip(gone, self._store.remove(sid, gone), strict=True))
 
     def is_member(self, sid: str, room: str) -> bool:
         """Whether the socket is in ``room`` (local: a socket lives on one worker)."""
@@ -150,10 +178,6 @@ class RoomManager:
     def rooms_of(self, sid: str) -> set[str]:
         """The named rooms the socket is in."""
         return self._router.rooms(sid)
-
-    def forget(self, sid: str) -> None:
-        """Drop the socket from the membership index (Socket.IO drops its own rooms)."""
-        self._store.clear(sid)
 
     def count(self, room: str) -> int:
         """Sockets in ``room`` across the cluster."""

@@ -41,16 +41,21 @@ def config() -> dict[str, Any]:
     return {"APP_ENV": "local", "JWT_SECRET": TEST_SECRET, "LOG_LEVEL": "WARNING", "ALLOWED_ORIGINS": "*"}
 
 
+def _stopped(app: Flask) -> Iterator[Flask]:
+    yield app
+    app.extensions["realtime"].lifecycle.stop()
+
+
 @pytest.fixture
-def app(config: dict[str, Any]) -> Flask:
+def app(config: dict[str, Any]) -> Iterator[Flask]:
     """The embedded default: no Redis, in-memory stores."""
-    return create_app(config)
+    yield from _stopped(create_app(config))
 
 
 @pytest.fixture
-def redis_app(config: dict[str, Any], redis_url: str) -> Flask:
+def redis_app(config: dict[str, Any], redis_url: str) -> Iterator[Flask]:
     """Redis-backed stores without the message queue (Flask-SocketIO's test client refuses one)."""
-    return create_app({**config, "REDIS_URL": redis_url, "MESSAGE_QUEUE_URL": ""})
+    yield from _stopped(create_app({**config, "REDIS_URL": redis_url, "MESSAGE_QUEUE_URL": ""}))
 
 
 class TokenActions:

@@ -23,16 +23,26 @@ class RoundTrips:
 def counting_round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[RoundTrips]:
     """Patch the connection's single write path.
 
-    redis-py writes each command, or each pipeline's packed batch, with one ``send_packed_command``;
-    connection set-up and health-check PINGs pass ``check_health=False`` and are not the app's traffic.
+    redis-py writes each command, or each pipeline's packed batch, with one ``send_packed_command``.
+    Opening a pooled connection (HELLO, CLIENT SETINFO, sent from ``on_connect_check_health``) and
+    health-check PINGs (``check_health=False``) happen once per connection, not per event: not counted.
     """
     trips = RoundTrips()
-    original = AbstractConnection.send_packed_command
+    original_send = AbstractConnection.send_packed_command
+    original_setup = AbstractConnection.on_connect_check_health
 
     def counted(self: Any, command: Any, check_health: bool = True) -> Any:
-        if check_health:
+        if check_health and not getattr(self, "_realtime_setting_up", False):
             trips.count += 1
-        return original(self, command, check_health)
+        return original_send(self, command, check_health)
+
+    def setting_up(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self._realtime_setting_up = True
+        try:
+            return original_setup(self, *args, **kwargs)
+        finally:
+            self._realtime_setting_up = False
 
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    monkeypatch.setattr(AbstractConnection, "on_connect_check_health", setting_up)
     yield trips

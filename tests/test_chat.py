@@ -21,7 +21,10 @@ def received(client: SocketIOTestClient, event: str) -> list[Any]:
 
 def test_join_answers_ok_envelope(connect: Connect) -> None:
     alice = connect("alice")
-    assert alice.emit("chat:join", {"roomId": "lobby"}, callback=True) == {"ok": True, "data": {"roomId": "lobby"}}
+    assert alice.emit("chat:join", {"roomId": "lobby"}, callback=True) == {
+        "ok": True,
+        "data": {"roomId": "lobby", "messages": []},
+    }
 
 
 def test_message_reaches_every_member_including_sender(connect: Connect) -> None:
@@ -68,7 +71,7 @@ def test_message_to_room_not_joined_is_refused_and_not_delivered(connect: Connec
 
     assert ack == {
         "ok": False,
-        "error": {"code": "NOT_IN_ROOM", "message": "Join chat room 'lobby' before sending to it."},
+        "error": {"code": "NOT_IN_ROOM", "message": "Join chat room 'lobby' first."},
     }
     assert received(bob, "chat:new_message") == []
 
@@ -128,7 +131,7 @@ def test_failure_without_ack_callback_becomes_error_event(connect: Connect) -> N
 def test_success_without_ack_callback_sends_no_error(connect: Connect) -> None:
     alice = connect("alice")
     alice.emit("chat:join", {"roomId": "lobby"})
-    assert [m["name"] for m in alice.get_received()] == []
+    assert received(alice, "error") == []
     assert alice.emit("chat:message", {"roomId": "lobby", "content": "hi"}, callback=True)["ok"]
 
 

@@ -32,8 +32,8 @@ USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "iv
 #: How long to keep listening after the expected deliveries, before counting them.
 SETTLE = 0.5
 CREATED_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-MESSAGE_ID = re.compile(r"^[0-9a-f]{32}$")
-MESSAGE_KEYS = {"id", "roomId", "senderId", "content", "createdAt"}
+MESSAGE_ID = re.compile(r"^\d{13,}-\d+$")
+MESSAGE_KEYS = {"id", "roomId", "senderId", "sender", "content", "type", "mediaUrl", "clientId", "createdAt"}
 KEY_PREFIX = DEFAULTS["KEY_PREFIX"]
 
 
@@ -226,7 +226,10 @@ def new_room() -> str:
 
 
 def join(sock: Sock, room: str) -> None:
-    assert sock.emit("chat:join", {"roomId": room}) == [{"ok": True, "data": {"roomId": room}}]
+    (ack,) = sock.emit("chat:join", {"roomId": room})
+    assert ack["ok"] is True, ack
+    assert ack["data"]["roomId"] == room
+    assert isinstance(ack["data"]["messages"], list)
 
 
 def send(sock: Sock, room: str, content: str) -> str:
@@ -234,7 +237,7 @@ def send(sock: Sock, room: str, content: str) -> str:
     ack = sock.emit("chat:message", {"roomId": room, "content": content})
     assert ack is not None and len(ack) == 1, ack
     assert ack[0]["ok"] is True, ack
-    assert set(ack[0]["data"]) == {"id"}, ack
+    assert ack[0]["data"]["duplicate"] is False, ack
     message_id = ack[0]["data"]["id"]
     assert MESSAGE_ID.fullmatch(message_id), message_id
     return str(message_id)

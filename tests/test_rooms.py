@@ -7,6 +7,7 @@ import pytest
 import redis
 
 from realtime.errors import ErrorCode, RealtimeError
+from realtime.redis_keys import Keys
 from realtime.room_store import MemoryRoomStore, RedisRoomStore, RoomStore
 from realtime.rooms import AllowAll, RoomManager
 
@@ -36,7 +37,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[RoomStore]:
         yield MemoryRoomStore()
         return
     client = redis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True)
-    yield RedisRoomStore(client, "t:")
+    yield RedisRoomStore(client, Keys("t:"))
     client.close()
 
 
@@ -66,7 +67,7 @@ def refusal(manager: RoomManager, sid: str, user_id: str, room: object) -> Realt
 
 
 def test_own_user_room_is_allowed(manager: RoomManager) -> None:
-    assert manager.join("s1", "alice", "user:alice") is True
+    assert manager.join("s1", "alice", "user:alice").changed is True
     assert manager.is_member("s1", "user:alice")
     assert manager.count("user:alice") == 1
 
@@ -106,7 +107,7 @@ def test_can_join_refuses_crafted_names_without_raising(open_manager: RoomManage
 
 
 def test_id_of_64_chars_is_accepted(open_manager: RoomManager) -> None:
-    assert open_manager.join("s1", "alice", "group:" + "a" * 64) is True
+    assert open_manager.join("s1", "alice", "group:" + "a" * 64).changed is True
 
 
 def test_prefix_without_hook_is_closed(manager: RoomManager) -> None:
@@ -135,7 +136,7 @@ def test_hook_allows_and_denies(manager: RoomManager, hook: object) -> None:
     manager.register_auth_hook("game:", hook)  # type: ignore[arg-type]
     assert manager.can_join("alice", "game:chess") is True
     assert manager.can_join("bob", "game:chess") is False
-    assert manager.join("s1", "alice", "game:chess") is True
+    assert manager.join("s1", "alice", "game:chess").changed is True
     assert refusal(manager, "s2", "bob", "game:chess").code == ErrorCode.FORBIDDEN
     assert manager.count("game:chess") == 1
     assert manager.rooms_of("s2") == set()
@@ -182,7 +183,7 @@ def test_register_auth_hook_refuses_user_and_unknown_prefixes(manager: RoomManag
 
 def test_fourth_room_hits_the_cap(open_manager: RoomManager) -> None:
     for room in ("group:a", "group:b", "group:c"):
-        assert open_manager.join("s1", "alice", room) is True
+        assert open_manager.join("s1", "alice", room).changed is True
     assert refusal(open_manager, "s1", "alice", "group:d").code == ErrorCode.ROOM_LIMIT
     assert open_manager.rooms_of("s1") == {"group:a", "group:b", "group:c"}
     assert open_manager.count("group:d") == 0
@@ -191,31 +192,31 @@ def test_fourth_room_hits_the_cap(open_manager: RoomManager) -> None:
 def test_leaving_frees_a_slot_under_the_cap(open_manager: RoomManager) -> None:
     for room in ("group:a", "group:b", "group:c"):
         open_manager.join("s1", "alice", room)
-    assert open_manager.leave("s1", "group:a") is True
-    assert open_manager.join("s1", "alice", "group:d") is True
+    assert open_manager.leave("s1", "group:a").changed is True
+    assert open_manager.join("s1", "alice", "group:d").changed is True
     assert open_manager.rooms_of("s1") == {"group:b", "group:c", "group:d"}
 
 
 def test_joining_twice_returns_false_and_counts_once(open_manager: RoomManager) -> None:
-    assert open_manager.join("s1", "alice", "group:a") is True
-    assert open_manager.join("s1", "alice", "group:a") is False
-    assert open_manager.join("s1", "alice", "group:a") is False
+    assert open_manager.join("s1", "alice", "group:a").changed is True
+    assert open_manager.join("s1", "alice", "group:a").changed is False
+    assert open_manager.join("s1", "alice", "group:a").changed is False
     assert open_manager.count("group:a") == 1
-    assert open_manager.join("s1", "alice", "group:b") is True
-    assert open_manager.join("s1", "alice", "group:c") is True
+    assert open_manager.join("s1", "alice", "group:b").changed is True
+    assert open_manager.join("s1", "alice", "group:c").changed is True
     assert open_manager.rooms_of("s1") == {"group:a", "group:b", "group:c"}
 
 
 def test_rejoin_of_a_full_socket_is_not_a_limit_error(open_manager: RoomManager) -> None:
     for room in ("group:a", "group:b", "group:c"):
         open_manager.join("s1", "alice", room)
-    assert open_manager.join("s1", "alice", "group:a") is False
+    assert open_manager.join("s1", "alice", "group:a").changed is False
 
 
 def test_leave_returns_true_then_false(open_manager: RoomManager) -> None:
     open_manager.join("s1", "alice", "group:a")
-    assert open_manager.leave("s1", "group:a") is True
-    assert open_manager.leave("s1", "group:a") is False
+    assert open_manager.leave("s1", "group:a").changed is True
+    assert open_manager.leave("s1", "group:a").changed is False
     assert open_manager.count("group:a") == 0
     assert not open_manager.is_member("s1", "group:a")
 
@@ -231,29 +232,38 @@ def test_count_across_sockets(open_manager: RoomManager) -> None:
     assert open_manager.count("group:nobody") == 0
 
 
-def test_forget_clears_counts_of_that_socket_only(open_manager: RoomManager) -> None:
+def test_join_and_leave_report_cluster_counts(open_manager: RoomManager) -> None:
+    assert open_manager.join("s1", "alice", "party:p1").count == 1
+    assert open_manager.join("s2", "bob", "party:p1").count == 2
+    assert open_manager.join("s2", "bob", "party:p1").count == 2
+    assert open_manager.leave("s1", "party:p1").count == 1
+    assert open_manager.leave("s1", "party:p1").count == 1
+
+
+def test_join_many_is_all_or_nothing(open_manager: RoomManager) -> None:
+    with pytest.raises(RealtimeError) as excinfo:
+        open_manager.join_many("s1", "alice", ["group:a", "user:bob"])
+    assert excinfo.value.code == ErrorCode.FORBIDDEN
+    assert open_manager.rooms_of("s1") == set()
+    assert open_manager.join_many("s1", "alice", ["group:a", "group:b", "group:a"]) == [("group:a", 1), ("group:b", 1)]
+    assert open_manager.leave_many("s1", ["group:a", "group:zzz"]) == [("group:a", 0)]
+
+
+def test_join_many_past_the_cap_joins_nothing(open_manager: RoomManager) -> None:
     open_manager.join("s1", "alice", "group:a")
-    open_manager.join("s1", "alice", "group:b")
-    open_manager.join("s2", "bob", "group:a")
-    open_manager.forget("s1")
-    assert open_manager.count("group:a") == 1
-    assert open_manager.count("group:b") == 0
-    open_manager.forget("s1")
-    assert open_manager.count("group:a") == 1
+    with pytest.raises(RealtimeError) as excinfo:
+        open_manager.join_many("s1", "alice", ["group:b", "group:c", "group:d"])
+    assert excinfo.value.code == ErrorCode.ROOM_LIMIT
+    assert open_manager.rooms_of("s1") == {"group:a"}
 
 
-def test_join_defaults_substitutes_user_id(manager: RoomManager) -> None:
-    assert manager.join_defaults("s1", "alice") == ["user:alice", "broadcast:all"]
+def test_default_rooms_substitute_user_id(manager: RoomManager) -> None:
+    assert manager.default_rooms_for("alice") == ["user:alice", "broadcast:all"]
+    manager.enter_local("s1", manager.default_rooms_for("alice"))
     assert manager.rooms_of("s1") == {"user:alice", "broadcast:all"}
-    assert manager.count("user:alice") == 1
-    assert manager.count("broadcast:all") == 1
-    manager.join_defaults("s2", "bob")
-    assert manager.count("user:alice") == 1
-    assert manager.count("user:bob") == 1
-    assert manager.count("broadcast:all") == 2
 
 
 def test_defaults_count_towards_the_cap(open_manager: RoomManager) -> None:
-    open_manager.join_defaults("s1", "alice")
-    assert open_manager.join("s1", "alice", "group:a") is True
+    open_manager.enter_local("s1", open_manager.default_rooms_for("alice"))
+    assert open_manager.join("s1", "alice", "group:a").changed is True
     assert refusal(open_manager, "s1", "alice", "group:b").code == ErrorCode.ROOM_LIMIT

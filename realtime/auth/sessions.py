@@ -63,13 +63,15 @@ def new_session_id() -> str:
 
 
 class MemorySessionStore:
-    """One-process store for the embedded default; it keeps profiles but does not check sessions."""
+    """One-process store for the embedded default: tokens minted anywhere connect (no login service can
+    write here) unless their session was revoked in this process (duplicate login)."""
 
     checks_sessions = False
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._sessions: dict[str, tuple[str, float]] = {}
+        self._revoked: set[str] = set()
         self._profiles: dict[str, Profile] = {}
 
     def create(self, user_ids: Sequence[str], ttl: int) -> list[str]:
@@ -80,10 +82,12 @@ class MemorySessionStore:
         return ids
 
     def revoke(self, session_id: str) -> bool:
+        self._revoked.add(session_id)
         return self._sessions.pop(session_id, None) is not None
 
     def check(self, session_id: str, user_id: str, want_profile: bool) -> SessionCheck:
-        return SessionCheck(valid=True, profile=self._profiles.get(user_id) if want_profile else None)
+        valid = session_id not in self._revoked
+        return SessionCheck(valid=valid, profile=self._profiles.get(user_id) if want_profile else None)
 
     def put_profile(self, profile: Profile) -> None:
         self._profiles[profile.id] = profile

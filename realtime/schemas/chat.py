@@ -1,11 +1,15 @@
 """Chat payloads, inbound and outbound."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
 
-from realtime.schemas.fields import validate_identifier
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from realtime.schemas.fields import StrictBoolean, validate_identifier
 
 MAX_CONTENT_LENGTH = 4000
+MAX_HISTORY_PAGE = 100
+MESSAGE_TYPES = ("TEXT", "IMAGE", "VIDEO", "AUDIO")
 
 
 class RoomRefSchema(Schema):
@@ -15,19 +19,85 @@ class RoomRefSchema(Schema):
 
 
 class ChatMessageInSchema(Schema):
-    """``chat:message``: a text message to a joined room."""
+    """``chat:message``: text and/or media to a joined room; ``clientId`` makes retries idempotent."""
 
     roomId = fields.String(required=True, validate=validate_identifier, metadata={"example": "lobby"})
-    content = fields.String(
-        required=True, validate=validate.Length(min=1, max=MAX_CONTENT_LENGTH), metadata={"example": "Hello!"}
+    content = fields.String(validate=validate.Length(min=1, max=MAX_CONTENT_LENGTH), metadata={"example": "Hello!"})
+    type = fields.String(
+        load_default="TEXT", validate=validate.OneOf(MESSAGE_TYPES), metadata={"example": "TEXT"}
+    )
+    mediaUrl = fields.Url(
+        schemes={"https", "http"}, validate=validate.Length(max=2048), metadata={"example": "https://cdn.example/p.jpg"}
+    )
+    clientId = fields.String(validate=validate_identifier, metadata={"example": "c-7f3a"})
+
+    @validates_schema
+    def _content_or_media(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.get("content") and not data.get("mediaUrl"):
+            raise ValidationError("Send content, mediaUrl or both.", field_name="content")
+
+
+class ChatHistoryInSchema(Schema):
+    """``chat:history``: a page of older messages, newest first."""
+
+    roomId = fields.String(required=True, validate=validate_identifier, metadata={"example": "lobby"})
+    before = fields.String(
+        validate=validate.Regexp(r"^\d{1,20}-\d{1,20}$", error="Must be a message id like 1700000000000-0."),
+        metadata={"example": "1700000000000-0"},
+    )
+    limit = fields.Integer(
+        load_default=50, validate=validate.Range(min=1, max=MAX_HISTORY_PAGE), metadata={"example": 20}
     )
 
 
-class ChatMessageOutSchema(Schema):
-    """``chat:new_message``: a message as every member of the room receives it."""
+class ChatTypingInSchema(Schema):
+    """``chat:typing``: whether the user is typing in a joined room."""
+
+    roomId = fields.String(required=True, validate=validate_identifier, metadata={"example": "lobby"})
+    isTyping = StrictBoolean(required=True, metadata={"example": True})
+
+
+class SenderSchema(Schema):
+    """Who sent a message."""
 
     id = fields.String(required=True)
+    username = fields.String(required=True)
+    avatarUrl = fields.String(allow_none=True)
+
+
+class ChatMessageOutSchema(Schema):
+    """``chat:new_message``: a stored message as every member of the room receives it."""
+
+    id = fields.String(required=True, metadata={"example": "1700000000000-0"})
+    roomId = fields.String(required=True, metadata={"example": "lobby"})
+    senderId = fields.String(required=True, metadata={"example": "alice"})
+    sender = fields.Nested(SenderSchema, required=True)
+    content = fields.String(allow_none=True, metadata={"example": "Hello!"})
+    type = fields.String(required=True, validate=validate.OneOf(MESSAGE_TYPES), metadata={"example": "TEXT"})
+    mediaUrl = fields.String(allow_none=True)
+    clientId = fields.String(allow_none=True)
+    createdAt = fields.String(required=True, metadata={"format": "date-time", "example": "2026-01-01T12:00:00.000Z"})
+
+
+class ChatHistoryOutSchema(Schema):
+    """``chat:history``: recent messages of a room, newest first (sent to a joiner)."""
+
     roomId = fields.String(required=True)
-    senderId = fields.String(required=True)
-    content = fields.String(required=True)
-    createdAt = fields.String(required=True, metadata={"format": "date-time"})
+    messages = fields.List(fields.Nested(ChatMessageOutSchema), required=True)
+
+
+class ChatMembershipOutSchema(Schema):
+    """``chat:user_joined`` / ``chat:user_left``."""
+
+    userId = fields.String(required=True, metadata={"example": "bob"})
+    roomId = fields.String(required=True, metadata={"example": "lobby"})
+    timestamp = fields.String(required=True, metadata={"format": "date-time"})
+
+
+class ChatTypingOutSchema(Schema):
+    """``chat:user_typing``: someone else in the room is (not) typing."""
+
+    userId = fields.String(required=True)
+    username = fields.String(required=True)
+    isTyping = fields.Boolean(required=True)
+    roomId = fields.String(required=True)

@@ -8,9 +8,13 @@ from typing import Any
 from marshmallow import Schema
 
 from realtime.auth.sessions import Profile
+from realtime.broadcaster import Outgoing
 from realtime.services import Services
+from realtime.socket_state import ConnectInfo, ReleaseInfo
 
 HandlerFunc = Callable[["EventContext", Any], Any]
+ConnectHook = Callable[["EventContext", ConnectInfo], "list[Outgoing]"]
+ReleaseHook = Callable[[ReleaseInfo, Services], "list[Outgoing]"]
 
 
 @dataclass(frozen=True)
@@ -26,12 +30,32 @@ class EventContext:
 
 @dataclass(frozen=True)
 class EventHandler:
-    """One client→server event: its name, the schema of its payload and the function."""
+    """One client→server event: its name, the schema of its payload and the function.
+
+    ``wrap`` names the field a bare (non-object) payload is put into, for clients written to the
+    seeds' shapes (``presence:check ["bob"]`` is ``{"userIds": ["bob"]}``).
+    """
 
     event: str
     func: HandlerFunc
     schema: Schema | None
     blueprint: str
+    wrap: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerEvent:
+    """One server→client event: its payload schema, what it means and who receives it.
+
+    ``publishable`` events may be sent from outside (HTTP emit API, :class:`realtime.emitter.Emitter`).
+    """
+
+    name: str
+    schema: Schema
+    description: str
+    blueprint: str
+    broadcast: bool = False
+    publishable: bool = False
 
 
 class SocketBlueprint:
@@ -44,15 +68,56 @@ class SocketBlueprint:
     def __init__(self, name: str) -> None:
         self.name = name
         self.handlers: list[EventHandler] = []
+        self.server_events: list[ServerEvent] = []
+        self.connect_hooks: list[ConnectHook] = []
+        self.release_hooks: list[ReleaseHook] = []
 
-    def on(self, event: str, schema: type[Schema] | Schema | None = None) -> Callable[[HandlerFunc], HandlerFunc]:
+    def on_connect(self, func: ConnectHook) -> ConnectHook:
+        """Run ``func(ctx, info)`` after a socket is registered; it returns events to broadcast."""
+        self.connect_hooks.append(func)
+        return func
+
+    def on_release(self, func: ReleaseHook) -> ReleaseHook:
+        """Run ``func(info, services)`` when a socket is gone (disconnected, or reaped after its worker died);
+        it returns events to broadcast."""
+        self.release_hooks.append(func)
+        return func
+
+    def on(
+        self, event: str, schema: type[Schema] | Schema | None = None, wrap: str | None = None
+    ) -> Callable[[HandlerFunc], HandlerFunc]:
         """Record ``func`` as the handler of ``event``."""
         if any(h.event == event for h in self.handlers):
             raise ValueError(f"{event!r} is already handled in blueprint {self.name!r}.")
         instance = schema() if isinstance(schema, type) else schema
 
         def decorator(func: HandlerFunc) -> HandlerFunc:
-            self.handlers.append(EventHandler(event=event, func=func, schema=instance, blueprint=self.name))
+            self.handlers.append(
+                EventHandler(event=event, func=func, schema=instance, blueprint=self.name, wrap=wrap)
+            )
             return func
 
         return decorator
+
+    def emits(
+        self,
+        event: str,
+        schema: type[Schema] | Schema,
+        description: str,
+        broadcast: bool = False,
+        publishable: bool = False,
+    ) -> None:
+        """Declare a server→client event this feature sends (it has no handler)."""
+        if any(e.name == event for e in self.server_events):
+            raise ValueError(f"{event!r} is already declared in blueprint {self.name!r}.")
+        instance = schema() if isinstance(schema, type) else schema
+        self.server_events.append(
+            ServerEvent(
+                name=event,
+                schema=instance,
+                description=description,
+                blueprint=self.name,
+                broadcast=broadcast,
+                publishable=publishable,
+            )
+        )

@@ -12,48 +12,36 @@ from marshmallow import ValidationError
 from realtime.errors import ErrorCode, RealtimeError, failure, ok
 from realtime.services import current_services
 from realtime.sockets.acks import ack_requested
-from realtime.sockets.blueprint import EventContext, EventHandler, SocketBlueprint
+from realtime.sockets.blueprint import EventContext, EventHandler
+from realtime.sockets.catalog import EventCatalog
 
 logger = logging.getLogger(__name__)
 
 
-def register_blueprints(socketio: SocketIO, blueprints: list[SocketBlueprint]) -> dict[str, EventHandler]:
-    """Register every handler of ``blueprints`` on ``socketio``; refuse an event handled twice."""
-    table: dict[str, EventHandler] = {}
-    for blueprint in blueprints:
-        for handler in blueprint.handlers:
-            if handler.event in table:
-                raise ValueError(
-                    f"{handler.event!r} is handled by both {table[handler.event].blueprint!r} and {blueprint.name!r}."
-                )
-            table[handler.event] = handler
-            socketio.on(handler.event)(_endpoint(socketio, handler))
-    socketio.on("*")(_unknown_event(socketio))
-    return table
+def register_handlers(socketio: SocketIO, catalog: EventCatalog) -> None:
+    """Register every client→server handler of the catalog, and a catch-all for unknown events."""
+    for handler in catalog.handlers.values():
+        socketio.on(handler.event)(_endpoint(handler))
+    socketio.on("*")(_unknown_event)
 
 
-def _endpoint(socketio: SocketIO, handler: EventHandler) -> Any:
+def _endpoint(handler: EventHandler) -> Any:
     def endpoint(*args: Any) -> dict[str, Any]:
-        envelope = run_handler(handler, args)
-        return answer(socketio, handler.event, envelope)
+        return answer(handler.event, run_handler(handler, args))
 
     endpoint.__name__ = f"on_{handler.event.replace(':', '_')}"
     return endpoint
 
 
-def _unknown_event(socketio: SocketIO) -> Any:
-    def unknown(event: Any, *args: Any) -> dict[str, Any]:
-        name = event if isinstance(event, str) else repr(event)
-        error = RealtimeError(ErrorCode.UNKNOWN_EVENT, f"No handler for event {name[:80]!r}.")
-        return answer(socketio, name[:80], failure(error))
-
-    return unknown
+def _unknown_event(event: Any, *args: Any) -> dict[str, Any]:
+    name = (event if isinstance(event, str) else repr(event))[:80]
+    return answer(name, failure(RealtimeError(ErrorCode.UNKNOWN_EVENT, f"No handler for event {name!r}.")))
 
 
-def answer(socketio: SocketIO, event: str, envelope: dict[str, Any]) -> dict[str, Any]:
+def answer(event: str, envelope: dict[str, Any]) -> dict[str, Any]:
     """Return the envelope as the ack; without an ack callback, send failures as an ``error`` event."""
     if not envelope["ok"] and not ack_requested():
-        socketio.emit("error", {**envelope["error"], "event": event}, to=request.sid, namespace="/")
+        current_services().broadcaster.emit_local(request.sid, "error", {**envelope["error"], "event": event})
     return envelope
 
 
@@ -90,6 +78,8 @@ def _validate(handler: EventHandler, args: tuple[Any, ...]) -> Any:
     if len(args) != 1:
         raise RealtimeError(ErrorCode.VALIDATION_ERROR, f"Expected one payload argument, got {len(args)}.")
     payload = args[0]
+    if handler.wrap is not None and not isinstance(payload, dict):
+        payload = {handler.wrap: payload}
     if not isinstance(payload, dict):
         raise RealtimeError(
             ErrorCode.VALIDATION_ERROR, f"The payload must be a JSON object, not {type(payload).__name__}."

@@ -1,0 +1,113 @@
+"""Commands every worker must act on (log out a session's sockets), over Redis pub/sub or in-process."""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import gevent
+from gevent.event import Event
+import redis
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], None]
+MAX_BACKOFF = 10.0
+
+
+class ControlBus(Protocol):
+    """Publish a command to every worker; run handlers for commands received."""
+
+    def publish(self, message: dict[str, Any]) -> None:
+        """Send ``message`` to every worker (this one included)."""
+
+    def subscribe(self, handler: Handler) -> None:
+        """Call ``handler`` for every message received."""
+
+    def start(self) -> None:
+        """Begin receiving (idempotent)."""
+
+    def stop(self) -> None:
+        """Stop receiving."""
+
+
+class LocalControlBus:
+    """One process: a publish is handled at once."""
+
+    def __init__(self) -> None:
+        self._handlers: list[Handler] = []
+
+    def publish(self, message: dict[str, Any]) -> None:
+        for handler in self._handlers:
+            handler(message)
+
+    def subscribe(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
+class RedisControlBus:
+    """Redis pub/sub on ``{KEY_PREFIX}control``; the listener reconnects with backoff and never dies."""
+
+    def __init__(self, client: redis.Redis, channel: str) -> None:
+        self._redis = client
+        self._channel = channel
+        self._handlers: list[Handler] = []
+        self._listener: gevent.Greenlet | None = None
+        self.ready = Event()
+
+    def publish(self, message: dict[str, Any]) -> None:
+        self._redis.publish(self._channel, json.dumps(message, separators=(",", ":")))
+
+    def subscribe(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    def start(self) -> None:
+        if self._listener is None:
+            self._listener = gevent.spawn(self._listen_forever)
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.kill(block=False)
+            self._listener = None
+            self.ready.clear()
+
+    def _listen_forever(self) -> None:
+        backoff = 0.5
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(self._channel)
+                self.ready.set()
+                backoff = 0.5
+                while True:
+                    message = pubsub.get_message(timeout=30.0)
+                    if message is not None and message.get("type") == "message":
+                        self._dispatch(message.get("data"))
+            except redis.RedisError:
+                self.ready.clear()
+                logger.warning("control channel lost; resubscribing in %.1fs", backoff, exc_info=True)
+                gevent.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            finally:
+                pubsub.close()
+
+    def _dispatch(self, raw: Any) -> None:
+        try:
+            message = json.loads(raw)
+        except (TypeError, ValueError):
+            logger.warning("ignored a malformed control message")
+            return
+        if not isinstance(message, dict):
+            return
+        for handler in self._handlers:
+            try:
+                handler(message)
+            except Exception:
+                logger.exception("control handler failed for op %r", message.get("op"))

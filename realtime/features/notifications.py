@@ -1,0 +1,83 @@
+"""Notifications: personal ones stored with read state, group and system ones pushed live."""
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from realtime.broadcaster import Outgoing
+from realtime.schemas.notifications import (
+    AnnouncementOutSchema,
+    MarkReadInSchema,
+    NotificationOutSchema,
+    NotificationsListInSchema,
+    StoredNotificationSchema,
+    UnreadCountOutSchema,
+)
+from realtime.services import Services
+from realtime.socket_state import ConnectInfo
+from realtime.sockets.blueprint import EventContext, SocketBlueprint
+
+notifications = SocketBlueprint("notifications")
+notifications.emits(
+    "notification:new",
+    NotificationOutSchema,
+    "A notification: personal ones to user:{id} (also stored), group ones to group:{id}, system ones to "
+    "broadcast:all. Sent through POST /api/v1/notifications.",
+    publishable=True,
+)
+notifications.emits(
+    "notification:unread_count",
+    UnreadCountOutSchema,
+    "How many stored personal notifications are unread: on connect and after notifications:mark_read "
+    "(to every socket of the user).",
+)
+notifications.emits(
+    "system:announcement",
+    AnnouncementOutSchema,
+    "An announcement to everyone (room broadcast:all), e.g. planned maintenance.",
+    broadcast=True,
+    publishable=True,
+)
+_stored = StoredNotificationSchema(many=True)
+
+
+def new_notification(content: dict[str, Any]) -> dict[str, Any]:
+    """Give publisher content an ``id`` and ``createdAt``."""
+    created = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {**content, "id": f"n-{secrets.token_hex(8)}", "createdAt": created}
+
+
+def publish_personal(services: Services, user_ids: list[str], content: dict[str, Any]) -> dict[str, Any]:
+    """Store a notification for each user, send it to their sockets, hand offline ones to push hooks."""
+    notification = new_notification(content)
+    services.notifications.add(user_ids, notification)
+    services.broadcaster.emit_many([Outgoing("notification:new", notification, f"user:{u}") for u in user_ids])
+    offline = [entry.user_id for entry in services.state.presence(user_ids) if not entry.is_online]
+    if offline:
+        for hook in services.push_hooks:
+            hook(offline, notification)
+    return notification
+
+
+@notifications.on("notifications:list", NotificationsListInSchema)
+def list_notifications(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The newest stored personal notifications with their read flag, and the unread count."""
+    items, unread = ctx.services.notifications.list(ctx.user_id, data["unreadOnly"], data["limit"])
+    return {"notifications": _stored.dump(items), "unreadCount": unread}
+
+
+@notifications.on("notifications:mark_read", MarkReadInSchema, wrap="ids")
+def mark_read(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
+    """Mark notifications read; every socket of the user gets the new ``notification:unread_count``."""
+    changed, unread = ctx.services.notifications.mark_read(ctx.user_id, list(dict.fromkeys(data["ids"])))
+    if changed:
+        ctx.services.broadcaster.emit("notification:unread_count", {"count": unread}, to=f"user:{ctx.user_id}")
+    return {"marked": changed, "unreadCount": unread}
+
+
+@notifications.on_connect
+def unread_on_connect(ctx: EventContext, info: ConnectInfo) -> list[Outgoing]:
+    """Tell a new socket how many notifications wait (read during registration: no extra round trip)."""
+    ctx.services.broadcaster.emit_local(ctx.sid, "notification:unread_count", {"count": info.unread_count})
+    return []

@@ -1,0 +1,93 @@
+"""Per-worker background work: act on control commands, heartbeat local sockets, reap dead workers' sockets."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gevent
+
+from realtime.broadcaster import Outgoing
+from realtime.socket_state import LocalSocket, ReleaseInfo
+
+logger = logging.getLogger(__name__)
+
+REAP_BATCH = 500
+NAMESPACE = "/"
+
+
+class Lifecycle:
+    """Started once per worker, lazily (a CLI run that builds the app spawns nothing)."""
+
+    def __init__(self, services: Any, socketio: Any) -> None:
+        self._services = services
+        self._socketio = socketio
+        self._started = False
+        self._heartbeat: gevent.Greenlet | None = None
+        services.bus.subscribe(self.on_control)
+
+    def ensure_started(self) -> None:
+        """Start the control listener and, with Redis, the heartbeat loop."""
+        if self._started:
+            return
+        self._started = True
+        if self._services.scripts is not None:
+            try:
+                self._services.scripts.preload()
+            except Exception:
+                logger.warning("could not preload Lua scripts; they load on first use", exc_info=True)
+        self._services.bus.start()
+        if self._services.redis is not None:
+            self._heartbeat = gevent.spawn(self._heartbeat_forever)
+
+    def stop(self) -> None:
+        """Stop the heartbeat and the control listener (tests, shutdown)."""
+        if self._heartbeat is not None:
+            self._heartbeat.kill(block=False)
+            self._heartbeat = None
+        self._services.bus.stop()
+
+    def on_control(self, message: dict[str, Any]) -> None:
+        """Handle a cluster command; today: log out every local socket of some sessions."""
+        if message.get("op") != "logout":
+            return
+        sessions = message.get("sessions")
+        if not isinstance(sessions, list):
+            return
+        targets = set(map(str, sessions))
+        reason = message.get("reason") if message.get("reason") in ("duplicate_login", "revoked") else "revoked"
+        for sid, identity in self._services.connections.items():
+            if identity.session_id in targets:
+                self._services.broadcaster.emit_local(sid, "force_logout", {"reason": reason})
+                self._socketio.server.disconnect(sid, namespace=NAMESPACE, ignore_queue=True)
+                logger.info("socket logged out", extra={"sid": sid, "reason": reason})
+
+    def outgoing_for(self, infos: list[ReleaseInfo]) -> list[Outgoing]:
+        """Events the features broadcast for sockets that are gone."""
+        outgoing: list[Outgoing] = []
+        for info in infos:
+            for hook in self._services.catalog.release_hooks:
+                outgoing.extend(hook(info, self._services))
+        return outgoing
+
+    def beat(self) -> int:
+        """One heartbeat: refresh this worker's sockets, reap expired ones; return how many were reaped."""
+        services = self._services
+        local = [
+            LocalSocket(sid, identity.user_id, identity.session_id, sorted(services.rooms.rooms_of(sid)))
+            for sid, identity in services.connections.items()
+        ]
+        services.state.refresh(local)
+        reaped = services.state.reap(REAP_BATCH)
+        if reaped:
+            logger.info("reaped %d socket(s) of a worker that stopped heartbeating", len(reaped))
+            services.broadcaster.emit_many(self.outgoing_for(reaped))
+        return len(reaped)
+
+    def _heartbeat_forever(self) -> None:
+        interval = max(0.2, self._services.settings.presence_ttl / 3)
+        while True:
+            gevent.sleep(interval)
+            try:
+                self.beat()
+            except Exception:
+                logger.exception("heartbeat failed; retrying next interval")

@@ -1,0 +1,19 @@
+-- Heartbeat for this worker's sockets: extend their expiry and restore anything Redis lost.
+-- ARGV: prefix, expiry, then groups of (sid, user, session, n_rooms, rooms...)
+local prefix, expiry = ARGV[1], ARGV[2]
+local i = 3
+local refreshed = 0
+while i <= #ARGV do
+  local sid, user, session, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  redis.call('ZADD', prefix .. 'sockets', expiry, sid)
+  redis.call('HSET', prefix .. 'socket:' .. sid, 'user', user, 'session', session)
+  redis.call('ZADD', prefix .. 'user-sockets:' .. user, expiry, sid)
+  for j = 1, n do
+    local room = ARGV[i + 3 + j]
+    redis.call('SADD', prefix .. 'socket-rooms:' .. sid, room)
+    redis.call('SADD', prefix .. 'room:' .. room, sid)
+  end
+  i = i + 4 + n
+  refreshed = refreshed + 1
+end
+return refreshed

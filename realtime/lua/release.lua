@@ -1,0 +1,42 @@
+-- Forget sockets: the ones named (disconnect), or those whose heartbeat expired (reaper).
+-- ARGV: prefix, now, now_iso, mode ('sids'|'expired'), limit_or_sid...
+-- Returns one entry per socket: {sid, user ('' if unknown), last_socket (0|1), {room, count, room, count...}}
+local prefix, now, now_iso, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+local sids
+if mode == 'expired' then
+  sids = redis.call('ZRANGEBYSCORE', prefix .. 'sockets', '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+else
+  sids = {}
+  for i = 5, #ARGV do table.insert(sids, ARGV[i]) end
+end
+
+local results = {}
+for _, sid in ipairs(sids) do
+  local socket_key = prefix .. 'socket:' .. sid
+  local user = redis.call('HGET', socket_key, 'user')
+  redis.call('ZREM', prefix .. 'sockets', sid)
+  redis.call('DEL', socket_key)
+  local rooms_key = prefix .. 'socket-rooms:' .. sid
+  local counts = {}
+  for _, room in ipairs(redis.call('SMEMBERS', rooms_key)) do
+    local room_key = prefix .. 'room:' .. room
+    redis.call('SREM', room_key, sid)
+    table.insert(counts, room)
+    table.insert(counts, redis.call('SCARD', room_key))
+  end
+  redis.call('DEL', rooms_key)
+  local last = 0
+  if user then
+    local user_sockets = prefix .. 'user-sockets:' .. user
+    redis.call('ZREM', user_sockets, sid)
+    if redis.call('ZCOUNT', user_sockets, '(' .. now, '+inf') == 0 then
+      last = 1
+      redis.call('HSET', prefix .. 'presence:' .. user, 'status', 'offline', 'lastSeen', now_iso)
+    end
+  else
+    user = ''
+  end
+  table.insert(results, {sid, user, last, counts})
+end
+return results
