@@ -8,10 +8,11 @@ APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
 export PORT
 
-.PHONY: run test install install-test tools redis-server node-tools clean
+.PHONY: run test install install-test tools redis-server node-tools browser clean
 
 run: install
 	@echo "realtime: serving the embedded default (no Redis) on http://127.0.0.1:$(PORT)/"
+	@echo "  demo page:  http://127.0.0.1:$(PORT)/"
 	@echo "  health:     http://127.0.0.1:$(PORT)/healthz   readiness: http://127.0.0.1:$(PORT)/readyz"
 	@echo "  dev tokens: $(VENV)/bin/flask --app wsgi token create alice"
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app

@@ -35,7 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from realtime import cli
     from realtime.extensions import socketio
     from realtime.features import BLUEPRINTS
-    from realtime.http import health
+    from realtime.http import api, health
     from realtime.service_factory import build_services
     from realtime.sockets.acks import install_ack_tracking
     from realtime.sockets.catalog import EventCatalog
@@ -52,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(services.lifecycle.ensure_started)
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
     if settings.app_env != "prod":
         from realtime.http import demo
 

@@ -34,6 +34,9 @@ class ChatStore(Protocol):
     def join(self, room_id: str, user_id: str, history: int) -> list[dict[str, Any]]:
         """Record ``user_id`` as a member; return the newest ``history`` messages, newest first."""
 
+    def leave(self, room_id: str, user_id: str) -> None:
+        """``user_id`` is no longer a member (no more offline notifications)."""
+
     def append(
         self, room_id: str, message: dict[str, Any], client_id: str | None, notification: dict[str, Any]
     ) -> AppendResult:
@@ -45,7 +48,7 @@ class ChatStore(Protocol):
 
 def _page(entries: list[tuple[str, dict[str, Any]]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
     messages = [{**message, "id": entry_id} for entry_id, message in entries]
-    cursor = messages[-1]["id"] if len(messages) == limit else None
+    cursor = messages[-1]["id"] if messages and len(messages) == limit else None
     return messages, cursor
 
 
@@ -69,11 +72,17 @@ class RedisChatStore:
         self._append = scripts.load("chat_append", "notify_fn")
 
     def join(self, room_id: str, user_id: str, history: int) -> list[dict[str, Any]]:
+        if history <= 0:
+            self._redis.sadd(self._keys.group_members(room_id), user_id)
+            return []
         pipe = self._redis.pipeline(transaction=False)
         pipe.sadd(self._keys.group_members(room_id), user_id)
         pipe.xrevrange(self._keys.chat_stream(room_id), count=history)
         _, entries = pipe.execute()
         return _page(self._decode(entries), history)[0]
+
+    def leave(self, room_id: str, user_id: str) -> None:
+        self._redis.srem(self._keys.group_members(room_id), user_id)
 
     def append(
         self, room_id: str, message: dict[str, Any], client_id: str | None, notification: dict[str, Any]
@@ -132,8 +141,11 @@ class MemoryChatStore:
 
     def join(self, room_id: str, user_id: str, history: int) -> list[dict[str, Any]]:
         self._members.setdefault(room_id, set()).add(user_id)
-        entries = list(itertools.islice(reversed(self._rooms.get(room_id, ())), history))
+        entries = list(itertools.islice(reversed(self._rooms.get(room_id, ())), max(history, 0)))
         return _page(entries, history)[0]
+
+    def leave(self, room_id: str, user_id: str) -> None:
+        self._members.get(room_id, set()).discard(user_id)
 
     def append(
         self, room_id: str, message: dict[str, Any], client_id: str | None, notification: dict[str, Any]

@@ -72,7 +72,8 @@ class MemoryGameStore:
 
 
 class RedisGameStore:
-    """A hash per game: ``players`` and ``moves`` as JSON, ``moveCount``; moves applied by a Lua script."""
+    """A hash per game (``players`` as JSON, ``moveCount``) and a capped list of move records (JSON text);
+    moves are applied by a Lua script."""
 
     def __init__(self, client: redis.Redis, keys: Keys, scripts: ScriptSet) -> None:
         self._redis = client
@@ -84,32 +85,39 @@ class RedisGameStore:
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(key, "players", json.dumps(list(players)))
         pipe.hsetnx(key, "moveCount", 0)
-        pipe.hsetnx(key, "moves", "[]")
         pipe.hgetall(key)
-        return self._decode(pipe.execute()[-1]) or {}
+        pipe.lrange(self._keys.game_moves(game_id), 0, -1)
+        *_, raw, moves = pipe.execute()
+        return self._decode(raw, moves) or {}
 
     def is_player(self, game_id: str, user_id: str) -> bool:
         raw = self._redis.hget(self._keys.game(game_id), "players")
         return raw is not None and user_id in json.loads(raw)
 
     def state(self, game_id: str) -> dict[str, Any] | None:
-        return self._decode(self._redis.hgetall(self._keys.game(game_id)))
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(self._keys.game(game_id))
+        pipe.lrange(self._keys.game_moves(game_id), 0, -1)
+        raw, moves = pipe.execute()
+        return self._decode(raw, moves)
 
     def move(self, game_id: str, user_id: str, move: dict[str, Any], at: str) -> dict[str, Any]:
-        status, body = self._move(args=[self._keys.game(game_id), user_id, json.dumps(move), at, KEEP_MOVES])
-        if status != "ok":
-            raise _error(body)
-        state: dict[str, Any] = json.loads(body)
-        return state
+        reply = self._move(
+            args=[self._keys.game(game_id), self._keys.game_moves(game_id), user_id, json.dumps(move), at, KEEP_MOVES]
+        )
+        if reply[0] != "ok":
+            raise _error(reply[1])
+        _, players, count, moves = reply
+        return {"players": json.loads(players), "moveCount": int(count), "moves": [json.loads(m) for m in moves]}
 
     @staticmethod
-    def _decode(raw: dict[str, str]) -> dict[str, Any] | None:
+    def _decode(raw: dict[str, str], moves: list[str]) -> dict[str, Any] | None:
         if not raw or "players" not in raw:
             return None
         return {
             "players": json.loads(raw["players"]),
             "moveCount": int(raw.get("moveCount", 0)),
-            "moves": json.loads(raw.get("moves", "[]")),
+            "moves": [json.loads(m) for m in moves],
         }
 
 

@@ -36,6 +36,10 @@ class Keys:
         """SET ``{prefix}room:{room}`` of the sids in the room."""
         return f"{self.prefix}room:"
 
+    def room_users(self, room: str) -> str:
+        """SET of the user ids with a socket in ``room``."""
+        return f"{self.prefix}room-users:{room}"
+
     def socket_rooms(self, sid: str) -> str:
         return f"{self.socket_rooms_prefix}{sid}"
 
@@ -89,6 +93,10 @@ class Keys:
     # Games.
     def game(self, game_id: str) -> str:
         return f"{self.prefix}game:{game_id}"
+
+    def game_moves(self, game_id: str) -> str:
+        """LIST of the last moves, each the JSON text it was stored as."""
+        return f"{self.prefix}game-moves:{game_id}"
 
     # Cluster control channel.
     @property

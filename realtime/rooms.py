@@ -8,7 +8,7 @@ from typing import Protocol
 
 from realtime.errors import ErrorCode, RealtimeError
 from realtime.identifiers import is_identifier
-from realtime.room_store import RoomStore
+from realtime.room_store import RoomCount, RoomStore
 
 logger = logging.getLogger(__name__)
 
@@ -18,10 +18,18 @@ MAX_ROOM_NAME = 80
 
 @dataclass(frozen=True)
 class Membership:
-    """The outcome of a join or leave: whether it changed anything and the room's cluster-wide size."""
+    """The outcome of a join or leave: whether the socket moved, whether it was the user's first (join) or
+    last (leave) socket there, and the room's cluster-wide size in sockets and distinct users."""
 
     changed: bool
-    count: int
+    user_changed: bool
+    sockets: int
+    users: int
+
+    @classmethod
+    def of(cls, changed: bool, count: RoomCount) -> Membership:
+        """Build from a store count."""
+        return cls(changed=changed, user_changed=changed and count.user_changed, sockets=count.sockets, users=count.users)
 
 
 class RoomAuthHook(Protocol):
@@ -123,9 +131,9 @@ class RoomManager:
         :raises RealtimeError: ``FORBIDDEN`` or ``ROOM_LIMIT``.
         """
         joined = self.join_many(sid, user_id, [room])
-        return Membership(changed=bool(joined), count=joined[0][1] if joined else self._store.count(room))
+        return Membership.of(True, joined[0][1]) if joined else Membership.of(False, self._store.count(room))
 
-    def join_many(self, sid: str, user_id: str, rooms: Sequence[str]) -> list[tuple[str, int]]:
+    def join_many(self, sid: str, user_id: str, rooms: Sequence[str]) -> list[tuple[str, RoomCount]]:
         """Put the socket in every room it may join, all or nothing; return ``(room, count)`` for new ones.
 
         :raises RealtimeError: ``FORBIDDEN`` for the first refused room, ``ROOM_LIMIT`` past the cap.
@@ -145,7 +153,7 @@ class RoomManager:
             )
         for room in new:
             self._router.enter(sid, room)
-        return list(zip(new, self._store.add(sid, new), strict=True))
+        return list(zip(new, self._store.add(sid, user_id, new), strict=True))
 
     def default_rooms_for(self, user_id: str) -> list[str]:
         """The configured default rooms with ``{userId}`` substituted (trusted operator config)."""
@@ -156,12 +164,12 @@ class RoomManager:
         for room in rooms:
             self._router.enter(sid, room)
 
-    def leave(self, sid: str, room: str) -> Membership:
+    def leave(self, sid: str, user_id: str, room: str) -> Membership:
         """Take the socket out of ``room`` (one Redis round trip when it was there)."""
-        left = self.leave_many(sid, [room])
-        return Membership(changed=bool(left), count=left[0][1] if left else self._store.count(room))
+        left = self.leave_many(sid, user_id, [room])
+        return Membership.of(True, left[0][1]) if left else Membership.of(False, self._store.count(room))
 
-    def leave_many(self, sid: str, rooms: Sequence[str]) -> list[tuple[str, int]]:
+    def leave_many(self, sid: str, user_id: str, rooms: Sequence[str]) -> list[tuple[str, RoomCount]]:
         """Take the socket out of the rooms it is in; return ``(room, count)`` for each one left."""
         current = self._router.rooms(sid)
         gone = [room for room in dict.fromkeys(rooms) if room in current]
@@ -169,7 +177,7 @@ class RoomManager:
             return []
         for room in gone:
             self._router.leave(sid, room)
-        return list(zip(gone, self._store.remove(sid, gone), strict=True))
+        return list(zip(gone, self._store.remove(sid, user_id, gone), strict=True))
 
     def is_member(self, sid: str, room: str) -> bool:
         """Whether the socket is in ``room`` (local: a socket lives on one worker)."""
@@ -179,8 +187,8 @@ class RoomManager:
         """The named rooms the socket is in."""
         return self._router.rooms(sid)
 
-    def count(self, room: str) -> int:
-        """Sockets in ``room`` across the cluster."""
+    def count(self, room: str) -> RoomCount:
+        """Sockets and distinct users in ``room`` across the cluster."""
         return self._store.count(room)
 
 

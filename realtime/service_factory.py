@@ -56,7 +56,7 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
     if client is not None:
         scripts: ScriptSet | None = ScriptSet(client)
         sessions: Any = RedisSessionStore(client, settings.key_prefix)
-        room_store: Any = RedisRoomStore(client, keys)
+        room_store: Any = RedisRoomStore(client, keys, scripts)
         notifications: Any = RedisNotificationStore(client, keys, scripts, settings.notifications_max)
         bus: Any = RedisControlBus(client, keys.control_channel)
         state: Any = RedisSocketState(client, keys, scripts, settings.presence_ttl, time.time)

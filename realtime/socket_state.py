@@ -15,7 +15,7 @@ import redis
 
 from realtime.lua_scripts import ScriptSet
 from realtime.redis_keys import Keys
-from realtime.room_store import MemoryRoomStore
+from realtime.room_store import MemoryRoomStore, RoomCount
 
 
 def iso(ts: float) -> str:
@@ -40,7 +40,7 @@ class ReleaseInfo:
     user_id: str
     last_socket: bool
     last_seen: str
-    room_counts: dict[str, int] = field(default_factory=dict)
+    room_counts: dict[str, RoomCount] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,9 @@ class RedisSocketState:
         self._ttl = ttl
         self._clock = clock
         self._chunk = refresh_chunk
-        self._connect = scripts.load("connect")
-        self._release = scripts.load("release")
-        self._refresh = scripts.load("refresh")
+        self._connect = scripts.load("connect", "room_fn")
+        self._release = scripts.load("release", "room_fn")
+        self._refresh = scripts.load("refresh", "room_fn")
 
     def connect(
         self, sid: str, user_id: str, session_id: str, rooms: Sequence[str], single_session: bool
@@ -173,7 +173,10 @@ class RedisSocketState:
         for sid, user, last, counts in rows:
             if not user:
                 continue
-            room_counts = {counts[i]: int(counts[i + 1]) for i in range(0, len(counts), 2)}
+            room_counts = {
+                counts[i]: RoomCount(int(counts[i + 1]), int(counts[i + 2]), bool(counts[i + 3]))
+                for i in range(0, len(counts), 4)
+            }
             infos.append(
                 ReleaseInfo(sid=sid, user_id=user, last_socket=bool(last), last_seen=iso(now), room_counts=room_counts)
             )
@@ -206,7 +209,7 @@ class MemorySocketState:
         first = not live
         live.add(sid)
         self._sockets[sid] = (user_id, session_id)
-        self._rooms.add(sid, list(rooms))
+        self._rooms.add(sid, user_id, list(rooms))
         if first:
             self._presence[user_id] = ("online", iso(self._clock()))
         evicted = others if single_session else []
@@ -222,7 +225,7 @@ class MemorySocketState:
                 continue
             user_id = owner[0]
             rooms = self._rooms.rooms_of(sid)
-            counts = dict(zip(rooms, self._rooms.remove(sid, rooms), strict=True))
+            counts = dict(zip(rooms, self._rooms.remove(sid, user_id, rooms), strict=True))
             live = self._by_user.get(user_id, set())
             live.discard(sid)
             last_seen = iso(self._clock())

@@ -14,6 +14,7 @@ The browser is the system Chromium (Debian's ``chromium`` package; ``make browse
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -130,10 +131,8 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
     """SIGKILL the child's process group; only while the child is unreaped, so the group id is still ours."""
     if process.returncode is not None:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _last_json_line(stdout: str) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ This runs in its own process, never under gevent (see :mod:`tests.browser`): the
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -14,15 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.browser import launch
 
 DEFAULT_TIMEOUT_MS = 10_000
 #: Every page opened so far, for the diagnostics of a failed scenario.
 WATCHES: list[PageWatch] = []
-LAPTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 #: Everything a test wants to know about the page, read in one round trip.
 SNAPSHOT_JS = """() => {
@@ -47,7 +49,9 @@ SNAPSHOT_JS = """() => {
   };
 }"""
 
-HAS_MESSAGE_JS = """(t) => [...document.querySelectorAll("#messages li[data-id] .text")].some(n => n.textContent === t)"""
+HAS_MESSAGE_JS = (
+    """(t) => [...document.querySelectorAll("#messages li[data-id] .text")].some(n => n.textContent === t)"""
+)
 
 
 class PageWatch:
@@ -106,7 +110,7 @@ def snapshot(watch: PageWatch) -> dict[str, Any]:
     return dict(watch.page.evaluate(SNAPSHOT_JS))
 
 
-def screenshot(watch: PageWatch, folder: Path, name: str, viewport: dict[str, int]) -> str:
+def screenshot(watch: PageWatch, folder: Path, name: str, viewport: ViewportSize) -> str:
     watch.page.set_viewport_size(viewport)
     watch.page.wait_for_timeout(150)  # let layout settle after a resize
     path = folder / f"{name}-{viewport['width']}x{viewport['height']}.png"
@@ -117,7 +121,7 @@ def screenshot(watch: PageWatch, folder: Path, name: str, viewport: dict[str, in
 #: Installed before any page script: keeps every socket the page creates and records what it emits, so the
 #: scenario can deliver server events the running server may not implement yet and check what was sent.
 SPY_JS = """(() => {
-  window.__sockets = []; window.__emitted = [];
+  window.__sockets = []; window.__emitted = []; window.__acks = [];
   let real;
   Object.defineProperty(window, "io", {
     configurable: true,
@@ -127,8 +131,16 @@ SPY_JS = """(() => {
         const socket = value(...args);
         const emit = socket.emit.bind(socket);
         socket.emit = (event, ...rest) => {
-          window.__emitted.push({event, payload: JSON.parse(JSON.stringify(rest[0] ?? null)), ack: typeof rest[rest.length - 1] === "function",
-                                 at: Date.now()});
+          const payload = JSON.parse(JSON.stringify(rest[0] ?? null));  // a copy: the page may reuse it
+          const ack = typeof rest[rest.length - 1] === "function";
+          window.__emitted.push({event, payload, ack, at: Date.now()});
+          if (ack) {  // record the answer too: {ok, data} / {ok: false, error}
+            const callback = rest.pop();
+            rest.push((...answer) => {
+              window.__acks.push({event, answer: answer[answer.length - 1] ?? null});
+              return callback(...answer);
+            });
+          }
           return emit(event, ...rest);
         };
         window.__sockets.push(socket);
@@ -142,6 +154,19 @@ SPY_JS = """(() => {
     socket.listeners(event).forEach((listener) => listener(payload));
   };
 })();"""
+
+
+def answered_ok(watch: PageWatch, event: str) -> bool:
+    """Wait for the server's answer to the page's last ``event``; whether it was ``{ok: true}``."""
+    watch.page.wait_for_function(
+        """(event) => {
+          const sent = window.__emitted.filter(e => e.event === event).length;
+          return sent > 0 && window.__acks.filter(a => a.event === event).length >= sent;
+        }""",
+        arg=event,
+    )
+    answers = watch.page.evaluate("(event) => window.__acks.filter(a => a.event === event)", event)
+    return bool(answers) and bool((answers[-1]["answer"] or {}).get("ok"))
 
 
 def scenario_chat(browser: Browser, params: dict[str, Any]) -> dict[str, Any]:
@@ -170,21 +195,37 @@ def scenario_chat(browser: Browser, params: dict[str, Any]) -> dict[str, Any]:
     join(bob, base_url, "bob", "Bob", room)
     timings["bob_joined"] = time.monotonic() - started
 
+    # Typing: when the server accepts chat:typing, Bob sees Alice typing (else the page stops sending it).
+    alice.page.click("#message-input")
+    alice.page.keyboard.type("sec")
+    typing_ok = answered_ok(alice, "chat:typing")
+    if typing_ok:
+        bob.page.wait_for_function("() => document.getElementById('typing').textContent !== ''")
+        timings["typing_seen"] = time.monotonic() - started
+    result: dict[str, Any] = {"typing_supported": typing_ok, "bob_typing": bob.page.text_content("#typing")}
+
     send(alice, second)
     wait_for_message(bob, second)
     wait_for_message(alice, second)
     timings["second_rendered"] = time.monotonic() - started
+    if typing_ok:  # sending stops the indicator at once, not after 5 s
+        bob.page.wait_for_function("() => document.getElementById('typing').textContent === ''", timeout=2000)
+
+    # Presence: when the server accepts presence:status, Bob sees Alice go away.
+    alice.page.select_option("#presence-status", "away")
+    result["presence_supported"] = answered_ok(alice, "presence:status")
+    if result["presence_supported"]:
+        bob.page.wait_for_selector('#online li[data-user-id="alice"][data-presence="away"]')
+        timings["presence_seen"] = time.monotonic() - started
     alice.page.wait_for_timeout(500)  # late duplicates would show up here
 
     # The websocket upgrade normally lands within a few ms of connecting.
     for watch in (alice, bob):
-        try:
+        with contextlib.suppress(PlaywrightError):  # reported through the snapshot's transport
             watch.page.wait_for_selector('#status[data-transport="websocket"]', timeout=3000)
-        except Exception:  # noqa: BLE001 - reported through the snapshot's transport
-            pass
 
-    result: dict[str, Any] = {"alice": snapshot(alice), "bob": snapshot(bob), "timings": timings, "screenshots": []}
-    result["screenshots"] += [
+    result.update({"alice": snapshot(alice), "bob": snapshot(bob), "timings": timings})
+    result["screenshots"] = [
         screenshot(alice, shots, "demo-alice", LAPTOP),
         screenshot(bob, shots, "demo-bob", PHONE),
         screenshot(alice, shots, "demo-alice", PHONE),
@@ -226,9 +267,15 @@ def scenario_contract(browser: Browser, params: dict[str, Any]) -> dict[str, Any
 
     def msg(n: int, content: str, sender: str = "dave") -> dict[str, Any]:
         return {
-            "id": f"170000000000{n}-0", "roomId": room, "senderId": sender,
-            "sender": {"id": sender, "username": "Dave D.", "avatarUrl": None}, "content": content,
-            "type": "TEXT", "mediaUrl": None, "clientId": None, "createdAt": f"2026-01-01T12:00:0{n}.000Z",
+            "id": f"170000000000{n}-0",
+            "roomId": room,
+            "senderId": sender,
+            "sender": {"id": sender, "username": "Dave D.", "avatarUrl": None},
+            "content": content,
+            "type": "TEXT",
+            "mediaUrl": None,
+            "clientId": None,
+            "createdAt": f"2026-01-01T12:00:0{n}.000Z",
         }
 
     history = [msg(3, "third"), msg(2, xss), msg(1, "first")]  # newest first, as the server sends it
@@ -248,20 +295,28 @@ def scenario_contract(browser: Browser, params: dict[str, Any]) -> dict[str, Any
     deliver(carol, "presence:update", {"userId": "erin", "status": "away", "lastSeen": "2026-01-01T12:00:06.000Z"})
     out["after_presence"] = snapshot(carol)
     deliver(carol, "chat:user_left", {"userId": "erin", "roomId": room, "timestamp": "2026-01-01T12:00:07.000Z"})
-    out["notices"] = page.evaluate("() => [...document.querySelectorAll('#messages li.notice')].map(n => n.textContent)")
+    out["notices"] = page.evaluate(
+        "() => [...document.querySelectorAll('#messages li.notice')].map(n => n.textContent)"
+    )
 
     deliver(carol, "notification:unread_count", {"count": 3})
-    out["unread_count"] = page.evaluate("() => document.getElementById('unread').hidden ? null : document.getElementById('unread-count').textContent")
+    out["unread_count"] = page.evaluate(
+        "() => document.getElementById('unread').hidden ? null : document.getElementById('unread-count').textContent"
+    )
     deliver(carol, "notification:new", {"id": "n1", "title": "Ping"})
     out["unread_after_new"] = page.evaluate("() => document.getElementById('unread-count').textContent")
 
     page.fill("#message-input", "")
-    out["emitted"] = page.evaluate("() => window.__emitted.map(e => ({event: e.event, payload: e.payload, ack: e.ack}))")
+    out["emitted"] = page.evaluate(
+        "() => window.__emitted.map(e => ({event: e.event, payload: e.payload, ack: e.ack}))"
+    )
 
     deliver(carol, "force_logout", {"reason": "duplicate_login"})
     page.wait_for_timeout(1500)  # no reconnection may happen
     out["after_logout"] = snapshot(carol)
-    out["banner"] = page.evaluate("() => document.getElementById('banner').hidden ? null : document.getElementById('banner').textContent")
+    out["banner"] = page.evaluate(
+        "() => document.getElementById('banner').hidden ? null : document.getElementById('banner').textContent"
+    )
     out["sockets_connected"] = page.evaluate("() => window.__sockets.map(s => s.connected)")
     out["problems"] = carol.problems
     out["requests"] = sorted(set(carol.requests))

@@ -113,12 +113,12 @@ def test_connected_socket_joins_default_rooms(live: LiveServer, redis_app: Flask
     client, _ = try_connect(live.url, auth={"token": token})
     try:
         rooms = redis_app.extensions["realtime"].rooms
-        assert rooms.count("user:alice") == 1
-        assert rooms.count("broadcast:all") == 1
+        assert rooms.count("user:alice").sockets == 1
+        assert rooms.count("broadcast:all").sockets == 1
     finally:
         client.disconnect()
     time.sleep(0.2)
-    assert redis_app.extensions["realtime"].rooms.count("user:alice") == 0
+    assert redis_app.extensions["realtime"].rooms.count("user:alice").sockets == 0
 
 
 @pytest.fixture

@@ -69,8 +69,18 @@ def test_index_references_only_local_assets(app: Flask) -> None:
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     html = response.get_data(as_text=True)
-    for element_id in ("user-id", "display-name", "room-id", "join", "status", "messages", "message-input",
-                       "send", "typing", "online"):
+    for element_id in (
+        "user-id",
+        "display-name",
+        "room-id",
+        "join",
+        "status",
+        "messages",
+        "message-input",
+        "send",
+        "typing",
+        "online",
+    ):
         assert f'id="{element_id}"' in html, element_id
 
     assets = AssetCollector()
@@ -90,7 +100,7 @@ def test_vendored_bundle_is_the_pinned_socket_io_client(app: Flask) -> None:
     version = pinned_client_version()
     served = app.test_client().get("/static/realtime/vendor/socket.io.min.js")
     assert served.status_code == 200
-    assert "javascript" in served.mimetype
+    assert "javascript" in (served.mimetype or "")
     body = served.get_data()
     assert body == VENDOR_BUNDLE.read_bytes()
     assert f"Socket.IO v{version}".encode() in body[:200], "vendor bundle differs from tests/node/package-lock.json"
@@ -201,11 +211,13 @@ def test_two_browsers_chat_through_the_page(demo_server: GunicornProcess) -> Non
     tag = uuid.uuid4().hex[:8]
     first = f'hello <img src=x onerror="window.__xss=1"> <b>bold?</b> from alice {tag}'
     second = f"second from alice {tag}"
-    result = run_scenario(
-        "chat",
-        {"baseUrl": demo_server.url, "first": first, "second": second, "screenshotDir": str(SCREENSHOT_DIR)},
-        timeout=60,
-    )
+    params = {
+        "baseUrl": demo_server.url,
+        "first": first,
+        "second": second,
+        "screenshotDir": str(SCREENSHOT_DIR),
+    }
+    result = run_scenario("chat", params, timeout=60)
     alice, bob = result["alice"], result["bob"]
     context = json.dumps({"alice": alice, "bob": bob, "log": demo_server.log_tail(20)}, indent=1)
 
@@ -238,6 +250,13 @@ def test_two_browsers_chat_through_the_page(demo_server: GunicornProcess) -> Non
     assert bob_second["senderId"] == "alice" and bob_second["sender"] in {"Alice", "alice"}, context
     assert bob_second["id"] == alice["messages"][1]["id"], "both pages show the same server message"
     assert "alice" in {u["userId"] for u in bob["online"]}, "a sender is listed in Who is online"
+    # Typing and presence end to end, when this server implements them (the page degrades otherwise).
+    if result["typing_supported"]:
+        assert result["bob_typing"] == "Alice is typing…", context
+        assert bob["typing"] == "", "the indicator stops when Alice sends"
+    if result["presence_supported"]:
+        assert {u["userId"]: u["presence"] for u in bob["online"]}["alice"] == "away", context
+        assert {u["userId"]: u["presence"] for u in alice["online"]}["alice"] == "away", context
 
     # What alice's page sent: every event with an ack callback; messages with a fresh, valid clientId first.
     emitted = result["alice_emitted"]

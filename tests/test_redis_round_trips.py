@@ -1,13 +1,22 @@
 """The seeds' rule: at most 3 Redis round trips per socket event; user lookup cache-first on connect."""
 from __future__ import annotations
 
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import gevent
 import pytest
 import redis
 from flask import Flask
+from flask_socketio import SocketIOTestClient
+from redis.connection import AbstractConnection
 
+from realtime.broadcaster import Broadcaster, Outgoing
 from realtime.extensions import socketio
+from realtime.features.notifications import publish_personal
 from tests.conftest import TokenActions
 from tests.redis_counter import counting_round_trips
 
@@ -81,3 +90,144 @@ def test_profile_written_by_login_service_is_used(redis_app: Flask, redis_url: s
     (identity,) = redis_app.extensions["realtime"].connections.of_user("alice").values()
 
     assert identity.profile.to_dict() == {"id": "alice", "username": "Alice A.", "avatarUrl": "https://cdn.example/a.png"}
+
+
+# Every handler, connect and disconnect, attributed to the greenlet that made each round trip. The tests'
+# app has no message queue; in production every non-empty ``Broadcaster.emit_many`` is one more round trip
+# (one PUBLISH pipeline), so it is counted here as if the queue were there.
+
+
+@contextmanager
+def round_trips_per_greenlet(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[Any]]:
+    """Round trips (as ``counting_round_trips`` counts them, plus fan-out publishes) by greenlet."""
+    by_greenlet: Counter[Any] = Counter()
+    with counting_round_trips(monkeypatch):
+        counted = AbstractConnection.send_packed_command
+        emit_many = Broadcaster.emit_many
+
+        def attributed(self: Any, command: Any, check_health: bool = True) -> Any:
+            if check_health and not getattr(self, "_realtime_setting_up", False):
+                by_greenlet[gevent.getcurrent()] += 1
+            return counted(self, command, check_health)
+
+        def publishing(self: Broadcaster, messages: list[Outgoing]) -> None:
+            if messages:
+                by_greenlet[gevent.getcurrent()] += 1
+            emit_many(self, messages)
+
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", attributed)
+        monkeypatch.setattr(Broadcaster, "emit_many", publishing)
+        yield by_greenlet
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
+    """Yield to background greenlets (the control listener) until ``predicate`` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        gevent.sleep(0.01)
+    return True
+
+
+#: One representative valid payload per client→server event, in an order where each one succeeds.
+EVENT_STEPS: list[tuple[str, Any]] = [
+    ("chat:join", {"roomId": "lobby"}),
+    ("chat:message", {"roomId": "lobby", "content": "hi", "clientId": "c-1"}),
+    ("chat:history", {"roomId": "lobby", "limit": 10}),
+    ("chat:typing", {"roomId": "lobby", "isTyping": True}),
+    ("chat:leave", {"roomId": "lobby"}),
+    ("presence:status", "away"),
+    ("presence:subscribe", ["bob", "carol"]),
+    ("presence:check", ["bob", "carol"]),
+    ("presence:unsubscribe", ["bob"]),
+    ("party:join_live", {"partyId": "p42"}),
+    ("party:leave_live", {"partyId": "p42"}),
+    ("notifications:list", {"unreadOnly": True}),
+    ("notifications:mark_read", ["MARK_ID"]),
+    ("game:join", {"gameId": "g1"}),
+    ("game:move", {"gameId": "g1", "move": {"x": 1}}),
+]
+
+
+def test_every_handler_stays_within_three_round_trips(redis_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    services = redis_app.extensions["realtime"]
+    assert sorted(services.catalog.handlers) == sorted(event for event, _ in EVENT_STEPS), (
+        "every client→server handler needs a representative row in EVENT_STEPS"
+    )
+    actions = TokenActions(redis_app)
+    services.games.set_players("g1", ["alice", "bob"])
+    with redis_app.app_context():
+        content = {"type": "mention", "title": "t", "body": "b", "data": None}
+        mark_id = publish_personal(services, ["alice"], content)["id"]
+    bob = socketio.test_client(redis_app, auth={"token": actions.create("bob")})
+    assert bob.emit("chat:join", {"roomId": "lobby"}, callback=True)["ok"]
+    bob.disconnect()  # bob stays a member of lobby: chat:message notifies him as offline
+    alice_token = actions.create("alice")
+    warm_up(redis_app)
+    main = gevent.getcurrent()
+
+    per_event: dict[str, int] = {}
+    with round_trips_per_greenlet(monkeypatch) as trips:
+        alice = socketio.test_client(redis_app, auth={"token": alice_token})
+        assert alice.is_connected()
+        per_event["connect"] = trips[main]
+        for event, payload in EVENT_STEPS:
+            trips.clear()
+            ack = alice.emit(event, [mark_id] if payload == ["MARK_ID"] else payload, callback=True)
+            assert ack["ok"] is True, (event, ack)
+            per_event[event] = trips[main]
+            assert set(trips) <= {main}, f"{event} made round trips outside its handler"
+
+    assert all(n <= MAX_ROUND_TRIPS for n in per_event.values()), per_event
+    assert all(n >= 1 for e, n in per_event.items() if e != "chat:typing"), per_event
+    assert per_event["connect"] == 3, "session check, registration script, presence publish"
+    assert per_event["notifications:mark_read"] == 2, "one pipeline and one publish of the unread count"
+    assert services.notifications.unread_count("bob") == 1, "chat:message took the offline-member path"
+
+
+def test_disconnect_from_party_and_chat_room_stays_within_three_round_trips(
+    redis_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    actions = TokenActions(redis_app)
+    watcher = socketio.test_client(redis_app, auth={"token": actions.create("bob")})
+    alice = socketio.test_client(redis_app, auth={"token": actions.create("alice")})
+    for client in (watcher, alice):
+        assert client.emit("party:join_live", {"partyId": "p42"}, callback=True)["ok"]
+        assert client.emit("chat:join", {"roomId": "lobby"}, callback=True)["ok"]
+        assert client.emit("presence:subscribe", ["carol"], callback=True)["ok"]
+    watcher.get_received()
+    warm_up(redis_app)
+    main = gevent.getcurrent()
+
+    with round_trips_per_greenlet(monkeypatch) as trips:
+        alice.disconnect()
+        count = trips[main]
+
+    assert 1 <= count <= MAX_ROUND_TRIPS, count
+    names = sorted(m["name"] for m in watcher.get_received())
+    assert names == ["chat:user_left", "party:viewer_left"], "the release really broadcast"
+
+
+def test_duplicate_login_connect_stays_within_three_round_trips(
+    redis_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    actions = TokenActions(redis_app)
+    old: SocketIOTestClient = socketio.test_client(redis_app, auth={"token": actions.create("alice")})
+    assert old.emit("party:join_live", {"partyId": "p42"}, callback=True)["ok"]
+    new_token = actions.create("alice")
+    warm_up(redis_app)
+    main = gevent.getcurrent()
+
+    with round_trips_per_greenlet(monkeypatch) as trips:
+        fresh = socketio.test_client(redis_app, auth={"token": new_token})
+        connect_trips = trips[main]
+        assert fresh.is_connected()
+        assert wait_until(lambda: not old.is_connected()), "the old session was not logged out"
+        gevent.sleep(0.2)  # the listener finishes releasing the evicted socket
+        eviction = {greenlet: n for greenlet, n in trips.items() if greenlet is not main}
+
+    assert 1 <= connect_trips <= MAX_ROUND_TRIPS, connect_trips
+    (listener_trips,) = eviction.values()
+    assert 1 <= listener_trips <= MAX_ROUND_TRIPS, "the evicted socket's release is one event too"
+    assert [m["name"] for m in old.queue if m["name"] == "force_logout"] == ["force_logout"]

@@ -7,6 +7,7 @@ import pytest
 import redis
 
 from realtime.errors import ErrorCode, RealtimeError
+from realtime.lua_scripts import ScriptSet
 from realtime.redis_keys import Keys
 from realtime.room_store import MemoryRoomStore, RedisRoomStore, RoomStore
 from realtime.rooms import AllowAll, RoomManager
@@ -37,7 +38,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[RoomStore]:
         yield MemoryRoomStore()
         return
     client = redis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True)
-    yield RedisRoomStore(client, Keys("t:"))
+    yield RedisRoomStore(client, Keys("t:"), ScriptSet(client))
     client.close()
 
 
@@ -69,13 +70,13 @@ def refusal(manager: RoomManager, sid: str, user_id: str, room: object) -> Realt
 def test_own_user_room_is_allowed(manager: RoomManager) -> None:
     assert manager.join("s1", "alice", "user:alice").changed is True
     assert manager.is_member("s1", "user:alice")
-    assert manager.count("user:alice") == 1
+    assert manager.count("user:alice").sockets == 1
 
 
 def test_another_users_room_is_forbidden_even_with_every_hook_open(open_manager: RoomManager) -> None:
     assert refusal(open_manager, "s1", "alice", "user:bob").code == ErrorCode.FORBIDDEN
     assert open_manager.rooms_of("s1") == set()
-    assert open_manager.count("user:bob") == 0
+    assert open_manager.count("user:bob").sockets == 0
     assert open_manager.can_join("alice", "user:bob") is False
 
 
@@ -138,7 +139,7 @@ def test_hook_allows_and_denies(manager: RoomManager, hook: object) -> None:
     assert manager.can_join("bob", "game:chess") is False
     assert manager.join("s1", "alice", "game:chess").changed is True
     assert refusal(manager, "s2", "bob", "game:chess").code == ErrorCode.FORBIDDEN
-    assert manager.count("game:chess") == 1
+    assert manager.count("game:chess").sockets == 1
     assert manager.rooms_of("s2") == set()
 
 
@@ -186,13 +187,13 @@ def test_fourth_room_hits_the_cap(open_manager: RoomManager) -> None:
         assert open_manager.join("s1", "alice", room).changed is True
     assert refusal(open_manager, "s1", "alice", "group:d").code == ErrorCode.ROOM_LIMIT
     assert open_manager.rooms_of("s1") == {"group:a", "group:b", "group:c"}
-    assert open_manager.count("group:d") == 0
+    assert open_manager.count("group:d").sockets == 0
 
 
 def test_leaving_frees_a_slot_under_the_cap(open_manager: RoomManager) -> None:
     for room in ("group:a", "group:b", "group:c"):
         open_manager.join("s1", "alice", room)
-    assert open_manager.leave("s1", "group:a").changed is True
+    assert open_manager.leave("s1", "alice", "group:a").changed is True
     assert open_manager.join("s1", "alice", "group:d").changed is True
     assert open_manager.rooms_of("s1") == {"group:b", "group:c", "group:d"}
 
@@ -201,7 +202,7 @@ def test_joining_twice_returns_false_and_counts_once(open_manager: RoomManager) 
     assert open_manager.join("s1", "alice", "group:a").changed is True
     assert open_manager.join("s1", "alice", "group:a").changed is False
     assert open_manager.join("s1", "alice", "group:a").changed is False
-    assert open_manager.count("group:a") == 1
+    assert open_manager.count("group:a").sockets == 1
     assert open_manager.join("s1", "alice", "group:b").changed is True
     assert open_manager.join("s1", "alice", "group:c").changed is True
     assert open_manager.rooms_of("s1") == {"group:a", "group:b", "group:c"}
@@ -215,9 +216,9 @@ def test_rejoin_of_a_full_socket_is_not_a_limit_error(open_manager: RoomManager)
 
 def test_leave_returns_true_then_false(open_manager: RoomManager) -> None:
     open_manager.join("s1", "alice", "group:a")
-    assert open_manager.leave("s1", "group:a").changed is True
-    assert open_manager.leave("s1", "group:a").changed is False
-    assert open_manager.count("group:a") == 0
+    assert open_manager.leave("s1", "alice", "group:a").changed is True
+    assert open_manager.leave("s1", "alice", "group:a").changed is False
+    assert open_manager.count("group:a").sockets == 0
     assert not open_manager.is_member("s1", "group:a")
 
 
@@ -225,19 +226,32 @@ def test_count_across_sockets(open_manager: RoomManager) -> None:
     open_manager.join("s1", "alice", "group:lobby")
     open_manager.join("s2", "bob", "group:lobby")
     open_manager.join("s3", "alice", "group:other")
-    assert open_manager.count("group:lobby") == 2
-    open_manager.leave("s1", "group:lobby")
-    assert open_manager.count("group:lobby") == 1
-    assert open_manager.count("group:other") == 1
-    assert open_manager.count("group:nobody") == 0
+    assert open_manager.count("group:lobby").sockets == 2
+    open_manager.leave("s1", "alice", "group:lobby")
+    assert open_manager.count("group:lobby").sockets == 1
+    assert open_manager.count("group:other").sockets == 1
+    assert open_manager.count("group:nobody").sockets == 0
 
 
 def test_join_and_leave_report_cluster_counts(open_manager: RoomManager) -> None:
-    assert open_manager.join("s1", "alice", "party:p1").count == 1
-    assert open_manager.join("s2", "bob", "party:p1").count == 2
-    assert open_manager.join("s2", "bob", "party:p1").count == 2
-    assert open_manager.leave("s1", "party:p1").count == 1
-    assert open_manager.leave("s1", "party:p1").count == 1
+    assert open_manager.join("s1", "alice", "party:p1").sockets == 1
+    assert open_manager.join("s2", "bob", "party:p1").sockets == 2
+    assert open_manager.join("s2", "bob", "party:p1").sockets == 2
+    assert open_manager.leave("s1", "alice", "party:p1").sockets == 1
+    assert open_manager.leave("s1", "alice", "party:p1").sockets == 1
+
+
+def test_a_users_second_socket_is_counted_once_and_announced_once(open_manager: RoomManager) -> None:
+    first = open_manager.join("s1", "alice", "party:p1")
+    second_tab = open_manager.join("s3", "alice", "party:p1")
+    bob = open_manager.join("s2", "bob", "party:p1")
+    assert (first.user_changed, first.sockets, first.users) == (True, 1, 1)
+    assert (second_tab.user_changed, second_tab.sockets, second_tab.users) == (False, 2, 1)
+    assert (bob.user_changed, bob.sockets, bob.users) == (True, 3, 2)
+    one_tab_left = open_manager.leave("s1", "alice", "party:p1")
+    last_tab_left = open_manager.leave("s3", "alice", "party:p1")
+    assert (one_tab_left.user_changed, one_tab_left.users) == (False, 2)
+    assert (last_tab_left.user_changed, last_tab_left.users) == (True, 1)
 
 
 def test_join_many_is_all_or_nothing(open_manager: RoomManager) -> None:
@@ -245,8 +259,9 @@ def test_join_many_is_all_or_nothing(open_manager: RoomManager) -> None:
         open_manager.join_many("s1", "alice", ["group:a", "user:bob"])
     assert excinfo.value.code == ErrorCode.FORBIDDEN
     assert open_manager.rooms_of("s1") == set()
-    assert open_manager.join_many("s1", "alice", ["group:a", "group:b", "group:a"]) == [("group:a", 1), ("group:b", 1)]
-    assert open_manager.leave_many("s1", ["group:a", "group:zzz"]) == [("group:a", 0)]
+    joined = open_manager.join_many("s1", "alice", ["group:a", "group:b", "group:a"])
+    assert [(r, c.sockets, c.users) for r, c in joined] == [("group:a", 1, 1), ("group:b", 1, 1)]
+    assert [(r, c.sockets) for r, c in open_manager.leave_many("s1", "alice", ["group:a", "group:zzz"])] == [("group:a", 0)]
 
 
 def test_join_many_past_the_cap_joins_nothing(open_manager: RoomManager) -> None:

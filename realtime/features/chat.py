@@ -56,7 +56,7 @@ def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     membership = services.rooms.join(ctx.sid, ctx.user_id, room)
     recent = {"roomId": room_id, "messages": services.chat.join(room_id, ctx.user_id, services.settings.chat_join_history)}
     services.broadcaster.emit_local(ctx.sid, "chat:history", recent)
-    if membership.changed:
+    if membership.user_changed:
         services.broadcaster.emit(
             "chat:user_joined", {"userId": ctx.user_id, "roomId": room_id, "timestamp": now_iso()}, to=room,
             skip_sid=ctx.sid,
@@ -66,15 +66,19 @@ def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
 
 @chat.on("chat:leave", RoomRefSchema)
 def leave(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
-    """Leave a chat room; the socket stops receiving it and the others hear ``chat:user_left``."""
+    """Leave a chat room; the socket stops receiving it. When it was the user's last socket there, the user
+    stops being a member (no offline notifications) and the others hear ``chat:user_left``."""
     room_id = data["roomId"]
     room = chat_room(room_id)
-    if not ctx.services.rooms.leave(ctx.sid, room).changed:
+    membership = ctx.services.rooms.leave(ctx.sid, ctx.user_id, room)
+    if not membership.changed:
         raise RealtimeError(ErrorCode.NOT_IN_ROOM, f"Not in chat room {room_id!r}.")
     ctx.services.typing.reset(ctx.sid, room)
-    ctx.services.broadcaster.emit(
-        "chat:user_left", {"userId": ctx.user_id, "roomId": room_id, "timestamp": now_iso()}, to=room
-    )
+    if membership.user_changed:
+        ctx.services.chat.leave(room_id, ctx.user_id)
+        ctx.services.broadcaster.emit(
+            "chat:user_left", {"userId": ctx.user_id, "roomId": room_id, "timestamp": now_iso()}, to=room
+        )
     return {"roomId": room_id}
 
 
@@ -145,10 +149,13 @@ def typing(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
 
 @chat.on_release
 def left_rooms(info: ReleaseInfo, services: Services) -> list[Outgoing]:
-    """A socket that is gone leaves its chat rooms: the others hear ``chat:user_left``."""
+    """A user whose last socket in a chat room is gone leaves it: the others hear ``chat:user_left``.
+
+    Membership (and so offline notifications) stays: a disconnect is not a leave.
+    """
     stamp = info.last_seen
     return [
         Outgoing("chat:user_left", {"userId": info.user_id, "roomId": room[len("group:"):], "timestamp": stamp}, room)
-        for room in info.room_counts
-        if room.startswith("group:")
+        for room, count in info.room_counts.items()
+        if room.startswith("group:") and count.user_changed
     ]

@@ -26,10 +26,10 @@ def game_room(game_id: str) -> str:
 def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Join as a registered player (the ``game:`` hook); ack and a ``game:state`` carry the current state."""
     game_id = data["gameId"]
-    ctx.services.rooms.join(ctx.sid, ctx.user_id, game_room(game_id))
     state = ctx.services.games.state(game_id)
     if state is None:
-        raise RealtimeError(ErrorCode.NOT_FOUND, f"No game {game_id!r}.")
+        raise RealtimeError(ErrorCode.NOT_FOUND, f"No game {game_id!r}; players are registered through the API.")
+    ctx.services.rooms.join(ctx.sid, ctx.user_id, game_room(game_id))
     snapshot = {"gameId": game_id, "state": state, "turn": turn_of(state)}
     ctx.services.broadcaster.emit_local(ctx.sid, "game:state", snapshot)
     return ctx.services.catalog.shape("game:state", snapshot)

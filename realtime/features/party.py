@@ -1,4 +1,5 @@
-"""Party live: viewers join ``party:{partyId}`` and everyone sees the cluster-wide viewer count."""
+"""Party live: viewers join ``party:{partyId}`` and everyone sees the cluster-wide count of distinct viewers
+(a user with two tabs counts once)."""
 from __future__ import annotations
 
 from typing import Any
@@ -40,10 +41,10 @@ def join_live(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     party_id = data["partyId"]
     room = party_room(party_id)
     membership = ctx.services.rooms.join(ctx.sid, ctx.user_id, room)
-    viewer = {"userId": ctx.user_id, "partyId": party_id, "viewerCount": membership.count}
-    if membership.changed:
+    viewer = {"userId": ctx.user_id, "partyId": party_id, "viewerCount": membership.users}
+    if membership.user_changed:
         ctx.services.broadcaster.emit("party:viewer_joined", viewer, to=room, skip_sid=ctx.sid)
-    return {"partyId": party_id, "viewerCount": membership.count}
+    return {"partyId": party_id, "viewerCount": membership.users}
 
 
 @party.on("party:leave_live", PartyRefSchema)
@@ -51,23 +52,24 @@ def leave_live(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Stop watching; the remaining viewers get the new count."""
     party_id = data["partyId"]
     room = party_room(party_id)
-    membership = ctx.services.rooms.leave(ctx.sid, room)
+    membership = ctx.services.rooms.leave(ctx.sid, ctx.user_id, room)
     if not membership.changed:
         raise RealtimeError(ErrorCode.NOT_IN_ROOM, f"Not watching party {party_id!r}.")
-    viewer = {"userId": ctx.user_id, "partyId": party_id, "viewerCount": membership.count}
-    ctx.services.broadcaster.emit("party:viewer_left", viewer, to=room)
-    return {"partyId": party_id, "viewerCount": membership.count}
+    viewer = {"userId": ctx.user_id, "partyId": party_id, "viewerCount": membership.users}
+    if membership.user_changed:
+        ctx.services.broadcaster.emit("party:viewer_left", viewer, to=room)
+    return {"partyId": party_id, "viewerCount": membership.users}
 
 
 @party.on_release
 def left_parties(info: ReleaseInfo, services: Services) -> list[Outgoing]:
-    """A viewer that is gone (disconnect or dead worker) leaves: the remaining viewers get the count."""
+    """A viewer whose last socket is gone (disconnect or dead worker) leaves: the others get the count."""
     return [
         Outgoing(
             "party:viewer_left",
-            {"userId": info.user_id, "partyId": room[len("party:"):], "viewerCount": count},
+            {"userId": info.user_id, "partyId": room[len("party:"):], "viewerCount": count.users},
             room,
         )
         for room, count in info.room_counts.items()
-        if room.startswith("party:")
+        if room.startswith("party:") and count.user_changed
     ]

@@ -52,7 +52,7 @@ def subscribe(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
 @presence.on("presence:unsubscribe", PresenceUsersInSchema, wrap="userIds")
 def unsubscribe(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Stop receiving ``presence:update`` for these users."""
-    left = ctx.services.rooms.leave_many(ctx.sid, [presence_room(user_id) for user_id in data["userIds"]])
+    left = ctx.services.rooms.leave_many(ctx.sid, ctx.user_id, [presence_room(u) for u in data["userIds"]])
     return {"userIds": [room.partition(":")[2] for room, _ in left]}
 
 

@@ -23,10 +23,7 @@ end
 redis.call('ZADD', prefix .. 'sockets', expiry, sid)
 redis.call('HSET', prefix .. 'socket:' .. sid, 'user', user, 'session', session)
 redis.call('ZADD', user_sockets, expiry, sid)
-for i = 10, #ARGV do
-  redis.call('SADD', prefix .. 'socket-rooms:' .. sid, ARGV[i])
-  redis.call('SADD', prefix .. 'room:' .. ARGV[i], sid)
-end
+for i = 10, #ARGV do room_add(prefix, sid, user, ARGV[i]) end
 
 local first = 0
 if #live == 0 then

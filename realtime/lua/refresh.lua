@@ -8,11 +8,7 @@ while i <= #ARGV do
   redis.call('ZADD', prefix .. 'sockets', expiry, sid)
   redis.call('HSET', prefix .. 'socket:' .. sid, 'user', user, 'session', session)
   redis.call('ZADD', prefix .. 'user-sockets:' .. user, expiry, sid)
-  for j = 1, n do
-    local room = ARGV[i + 3 + j]
-    redis.call('SADD', prefix .. 'socket-rooms:' .. sid, room)
-    redis.call('SADD', prefix .. 'room:' .. room, sid)
-  end
+  for j = 1, n do room_add(prefix, sid, user, ARGV[i + 3 + j]) end
   i = i + 4 + n
   refreshed = refreshed + 1
 end

@@ -1,6 +1,7 @@
 -- Forget sockets: the ones named (disconnect), or those whose heartbeat expired (reaper).
 -- ARGV: prefix, now, now_iso, mode ('sids'|'expired'), limit_or_sid...
--- Returns one entry per socket: {sid, user ('' if unknown), last_socket (0|1), {room, count, room, count...}}
+-- Returns one entry per socket: {sid, user ('' if unknown), last_socket (0|1),
+--   {room, sockets, users, user_last, room, sockets, users, user_last...}}
 local prefix, now, now_iso, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local sids
@@ -20,10 +21,11 @@ for _, sid in ipairs(sids) do
   local rooms_key = prefix .. 'socket-rooms:' .. sid
   local counts = {}
   for _, room in ipairs(redis.call('SMEMBERS', rooms_key)) do
-    local room_key = prefix .. 'room:' .. room
-    redis.call('SREM', room_key, sid)
+    local result = room_remove(prefix, sid, user or '', room)
     table.insert(counts, room)
-    table.insert(counts, redis.call('SCARD', room_key))
+    table.insert(counts, result[1])
+    table.insert(counts, result[2])
+    table.insert(counts, result[3])
   end
   redis.call('DEL', rooms_key)
   local last = 0

@@ -46,6 +46,7 @@ class ChatHistoryInSchema(Schema):
         metadata={"example": "1700000000000-0"},
     )
     limit = fields.Integer(
+        strict=True,
         load_default=50, validate=validate.Range(min=1, max=MAX_HISTORY_PAGE), metadata={"example": 20}
     )
 

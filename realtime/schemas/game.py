@@ -1,6 +1,7 @@
 """Game payloads."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -8,6 +9,8 @@ from marshmallow import Schema, ValidationError, fields, validate
 from realtime.schemas.fields import validate_identifier
 
 MAX_MOVE_KEYS = 16
+#: Larger integers lose precision in JavaScript clients.
+MAX_SAFE_INTEGER = 2**53 - 1
 MAX_MOVE_TEXT = 64
 
 
@@ -18,11 +21,17 @@ def validate_move(move: dict[str, Any]) -> None:
     for key, value in move.items():
         if not isinstance(key, str) or not 0 < len(key) <= 32:
             raise ValidationError("Move keys are 1-32 characters.")
-        if isinstance(value, bool) or isinstance(value, (int, float)):
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and abs(value) <= MAX_SAFE_INTEGER:
+            continue
+        if isinstance(value, float) and math.isfinite(value):
             continue
         if isinstance(value, str) and len(value) <= MAX_MOVE_TEXT:
             continue
-        raise ValidationError(f"Move values are numbers, booleans or strings of at most {MAX_MOVE_TEXT}.")
+        raise ValidationError(
+            f"Move values are finite numbers (integers up to 2^53-1), booleans or strings of at most {MAX_MOVE_TEXT}."
+        )
 
 
 class GameRefSchema(Schema):

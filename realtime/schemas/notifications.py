@@ -35,7 +35,7 @@ class NotificationsListInSchema(Schema):
     """``notifications:list``: the newest stored notifications."""
 
     unreadOnly = StrictBoolean(load_default=False, metadata={"example": False})
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100), metadata={"example": 20})
+    limit = fields.Integer(strict=True, load_default=50, validate=validate.Range(min=1, max=100), metadata={"example": 20})
 
 
 class MarkReadInSchema(Schema):

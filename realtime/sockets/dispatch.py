@@ -64,7 +64,7 @@ def run_handler(handler: EventHandler, args: tuple[Any, ...]) -> dict[str, Any]:
         return ok(handler.func(ctx, data))
     except RealtimeError as err:
         return failure(err)
-    except redis.RedisError:
+    except (redis.ConnectionError, redis.TimeoutError):
         logger.warning("redis unavailable while handling %s", handler.event, exc_info=True)
         return failure(RealtimeError(ErrorCode.UNAVAILABLE, "A backing service is unavailable; retry shortly."))
     except Exception:

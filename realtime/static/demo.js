@@ -717,7 +717,8 @@
     var message = (data && data.message) || (err && err.message) || "connection failed";
     if (socket.active) {
       // Transport problem: socket.io-client retries by itself.
-      setStatus("error", "connect_error: " + (code ? code + ": " : "") + message + " — retrying…");
+      setStatus("error", code ? "connect_error: " + code + " — " + message + " — retrying…"
+        : "Cannot reach the server (" + message + ") — retrying…");
       return;
     }
     // Refused by the server's handshake: no automatic retry.
@@ -746,6 +747,8 @@
     setStatus("disconnected", text);
     show(el.banner, text + ". Press Join to connect again.");
     document.body.setAttribute("data-phase", "idle");
+    el.roomTitle.textContent = "Logged out of #" + state.roomId;
+    if (state.users.has(state.userId)) setPresence(state.userId, "offline");
     el.leave.disabled = true;
   }
 
@@ -890,7 +893,8 @@
     setComposerEnabled(false);
     setStatus("disconnected", "Disconnected (left)");
     document.body.setAttribute("data-phase", "idle");
-    el.roomTitle.textContent = "No room joined";
+    el.roomTitle.textContent = "Left #" + state.roomId;
+    if (state.users.has(state.userId)) setPresence(state.userId, "offline");
     el.leave.disabled = true;
   }
 

@@ -1,0 +1,77 @@
+"""Publish server events from any Python process (workers, scripts) without serving sockets.
+
+``Emitter(redis_url).emit("system:announcement", {...}, room="broadcast:all")`` validates like the HTTP API
+and writes to the same message queue the servers listen on; ``notify`` also stores personal notifications.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import socketio
+
+from realtime.config import DEFAULTS
+from realtime.errors import ErrorCode, RealtimeError
+from realtime.features import BLUEPRINTS
+from realtime.features.notifications import new_notification
+from realtime.lua_scripts import ScriptSet
+from realtime.notification_store import RedisNotificationStore
+from realtime.redis_client import connect_redis
+from realtime.redis_keys import Keys
+from realtime.rooms import split_room
+from realtime.schemas.notifications import NotificationContentSchema
+from realtime.sockets.catalog import EventCatalog
+
+NAMESPACE = "/"
+
+
+class Emitter:
+    """Write-only access to a realtime cluster through its Redis.
+
+    :param redis_url: the servers' ``MESSAGE_QUEUE_URL`` (usually ``REDIS_URL``).
+    :param channel: the servers' ``SOCKETIO_CHANNEL``.
+    :param key_prefix: the servers' ``KEY_PREFIX`` (for stored notifications).
+    :param notifications_max: the servers' ``NOTIFICATIONS_MAX``.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        channel: str = str(DEFAULTS["SOCKETIO_CHANNEL"]),
+        key_prefix: str = str(DEFAULTS["KEY_PREFIX"]),
+        notifications_max: int = int(str(DEFAULTS["NOTIFICATIONS_MAX"])),
+    ) -> None:
+        self._queue = socketio.RedisManager(redis_url, channel=channel, write_only=True, json=json)
+        self._catalog = EventCatalog(BLUEPRINTS)
+        client = connect_redis(redis_url)
+        self._notifications = RedisNotificationStore(client, Keys(key_prefix), ScriptSet(client), notifications_max)
+
+    def emit(self, event: str, data: Any, room: str) -> Any:
+        """Validate ``data`` against ``event``'s schema and send it to ``room`` on every server.
+
+        :returns: the payload as sent.
+        :raises RealtimeError: ``VALIDATION_ERROR`` (unknown or non-publishable event, bad data) or
+            ``FORBIDDEN`` (room outside the naming convention).
+        """
+        split_room(room)
+        payload = self._catalog.validate_publish(event, data)
+        self._queue.emit(event, payload, room=room, namespace=NAMESPACE)
+        return payload
+
+    def notify(self, user_ids: Sequence[str], content: dict[str, Any]) -> dict[str, Any]:
+        """Store a personal notification for each user and send it to their sockets.
+
+        :returns: the notification with its ``id`` and ``createdAt``.
+        """
+        for user_id in user_ids:
+            split_room(f"user:{user_id}")
+        errors = NotificationContentSchema().validate(content)
+        if errors:
+            raise RealtimeError(ErrorCode.VALIDATION_ERROR, "notification failed validation.", fields=errors)
+        notification = new_notification(NotificationContentSchema().load(content))
+        self._notifications.add(list(user_ids), notification)
+        shaped = self._catalog.shape("notification:new", notification)
+        for user_id in user_ids:
+            self._queue.emit("notification:new", shaped, room=f"user:{user_id}", namespace=NAMESPACE)
+        return shaped

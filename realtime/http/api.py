@@ -1,0 +1,166 @@
+"""The HTTP publish API: back-end services push events to sockets (``Authorization: Bearer <API key>``)."""
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import redis
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+from marshmallow import Schema, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from realtime.broadcaster import Outgoing
+from realtime.errors import ErrorCode, RealtimeError, failure, ok
+from realtime.features.notifications import new_notification, publish_personal
+from realtime.game_store import turn_of
+from realtime.identifiers import is_identifier
+from realtime.rooms import split_room
+from realtime.schemas.api import (
+    EmitRequestSchema,
+    NotificationRequestSchema,
+    PartyMediaRequestSchema,
+    PartyStatusRequestSchema,
+)
+from realtime.schemas.game import GamePlayersInSchema
+from realtime.services import Services, current_services
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+STATUS = {
+    ErrorCode.AUTH_REQUIRED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.VALIDATION_ERROR: 400,
+    ErrorCode.UNAVAILABLE: 503,
+}
+
+
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def json_errors_under_api(error: HTTPException) -> ResponseReturnValue:
+    """API clients get the error envelope for unknown routes and methods; pages keep Flask's HTML."""
+    if not request.path.startswith(bp.url_prefix or "/api/"):
+        return error
+    code = ErrorCode.NOT_FOUND if error.code == 404 else ErrorCode.VALIDATION_ERROR
+    return jsonify(failure(RealtimeError(code, error.description or "Not found."))), error.code or 404
+
+
+def key_matches(candidate: str, keys: tuple[str, ...]) -> bool:
+    """Compare against every configured key in constant time (no early exit on the first match)."""
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(candidate.encode(), key.encode())
+    return matched
+
+
+def api_endpoint(func: Callable[..., tuple[Any, int]]) -> Callable[..., ResponseReturnValue]:
+    """Check the API key, run ``func``, turn refusals into the error envelope with a status code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        services = current_services()
+        scheme, _, candidate = request.headers.get("Authorization", "").partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not candidate.strip():
+                raise RealtimeError(ErrorCode.AUTH_REQUIRED, "Send Authorization: Bearer <API key>.")
+            if not key_matches(candidate.strip(), services.settings.api_keys):
+                raise RealtimeError(ErrorCode.FORBIDDEN, "The API key is not valid.")
+            data, status = func(services, *args, **kwargs)
+            return jsonify(ok(data)), status
+        except RealtimeError as err:
+            return jsonify(failure(err)), STATUS.get(err.code, 400)
+        except (redis.ConnectionError, redis.TimeoutError):
+            logger.warning("publish API: redis unavailable", exc_info=True)
+            error = RealtimeError(ErrorCode.UNAVAILABLE, "A backing service is unavailable; retry shortly.")
+            return jsonify(failure(error)), 503
+
+    return wrapper
+
+
+def body(schema: Schema) -> dict[str, Any]:
+    """The JSON body loaded through ``schema``.
+
+    :raises RealtimeError: ``VALIDATION_ERROR`` with per-field messages.
+    """
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        raise RealtimeError(ErrorCode.VALIDATION_ERROR, "The body must be a JSON object.")
+    try:
+        loaded: dict[str, Any] = schema.load(payload)
+    except ValidationError as err:
+        raise RealtimeError(ErrorCode.VALIDATION_ERROR, "The body failed validation.", fields=err.messages) from None
+    return loaded
+
+
+def path_id(value: str, name: str) -> str:
+    """A path segment that must be an identifier."""
+    if not is_identifier(value):
+        raise RealtimeError(ErrorCode.VALIDATION_ERROR, f"{name} must be 1-64 of A-Z a-z 0-9 _ -.", fields={name: ["Malformed id."]})
+    return value
+
+
+@bp.post("/emit")
+@api_endpoint
+def emit(services: Services) -> tuple[Any, int]:
+    """Send one publishable server event to one room."""
+    request_body = body(EmitRequestSchema())
+    try:
+        split_room(request_body["room"])
+    except RealtimeError as err:
+        raise RealtimeError(ErrorCode.VALIDATION_ERROR, err.message, fields={"room": [err.message]}) from None
+    payload = services.catalog.validate_publish(request_body["event"], request_body["data"])
+    services.broadcaster.emit(request_body["event"], payload, to=request_body["room"])
+    return {"event": request_body["event"], "room": request_body["room"]}, 202
+
+
+@bp.post("/notifications")
+@api_endpoint
+def notify(services: Services) -> tuple[Any, int]:
+    """Personal (stored, to ``user:{id}``), group (to ``group:{id}``) or system (to ``broadcast:all``)."""
+    request_body = body(NotificationRequestSchema())
+    content = request_body["notification"]
+    if "userIds" in request_body:
+        user_ids = list(dict.fromkeys(request_body["userIds"]))
+        notification = publish_personal(services, user_ids, content)
+        return {"id": notification["id"], "recipients": len(user_ids), "stored": True}, 202
+    notification = new_notification(content)
+    room = f"group:{request_body['groupId']}" if "groupId" in request_body else "broadcast:all"
+    services.broadcaster.emit_many([Outgoing("notification:new", notification, room)])
+    return {"id": notification["id"], "room": room, "stored": False}, 202
+
+
+@bp.post("/parties/<party_id>/status")
+@api_endpoint
+def party_status(services: Services, party_id: str) -> tuple[Any, int]:
+    """Tell the party's viewers its status changed."""
+    status = body(PartyStatusRequestSchema())["status"]
+    payload = {"partyId": path_id(party_id, "partyId"), "status": status}
+    services.broadcaster.emit("party:status_changed", payload, to=f"party:{party_id}")
+    return payload, 202
+
+
+@bp.post("/parties/<party_id>/media")
+@api_endpoint
+def party_media(services: Services, party_id: str) -> tuple[Any, int]:
+    """Show new media to the party's viewers."""
+    media = body(PartyMediaRequestSchema())["media"]
+    payload = {"partyId": path_id(party_id, "partyId"), "media": media}
+    services.broadcaster.emit("party:new_media", payload, to=f"party:{party_id}")
+    return services.catalog.shape("party:new_media", payload), 202
+
+
+@bp.post("/games/<game_id>/players")
+@api_endpoint
+def game_players(services: Services, game_id: str) -> tuple[Any, int]:
+    """Create a game or replace its players (turn order); players in the room see the new state."""
+    players = list(dict.fromkeys(body(GamePlayersInSchema())["userIds"]))
+    state = services.games.set_players(path_id(game_id, "gameId"), players)
+    snapshot = {"gameId": game_id, "state": state, "turn": turn_of(state)}
+    services.broadcaster.emit("game:state", snapshot, to=f"game:{game_id}")
+    return services.catalog.shape("game:state", snapshot), 201
