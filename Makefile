@@ -13,6 +13,7 @@ export PORT
 run: install
 	@echo "realtime: serving the embedded default (no Redis) on http://127.0.0.1:$(PORT)/"
 	@echo "  demo page:  http://127.0.0.1:$(PORT)/"
+	@echo "  catalogue:  http://127.0.0.1:$(PORT)/ws-docs   (AsyncAPI: /ws-docs/spec, TypeScript: /ws-docs/types.ts)"
 	@echo "  health:     http://127.0.0.1:$(PORT)/healthz   readiness: http://127.0.0.1:$(PORT)/readyz"
 	@echo "  dev tokens: $(VENV)/bin/flask --app wsgi token create alice"
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app

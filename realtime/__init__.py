@@ -38,11 +38,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from realtime.http import api, health
     from realtime.service_factory import build_services
     from realtime.sockets.acks import install_ack_tracking
+    from realtime.docs.registry import EventRegistry
     from realtime.sockets.catalog import EventCatalog
     from realtime.sockets.connection import register_connection_handlers
     from realtime.sockets.dispatch import register_handlers
 
     catalog = EventCatalog(BLUEPRINTS)
+    # Built at start-up, so an undocumented handler or response event stops the process.
+    app.extensions["realtime_docs"] = EventRegistry(catalog)
     services = build_services(settings, socketio, catalog)
     app.extensions["realtime"] = services
     _init_socketio(app, settings, socketio)
@@ -57,6 +60,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         from realtime.http import demo
 
         app.register_blueprint(demo.bp)
+    if settings.ws_docs_enabled:
+        from realtime.http import ws_docs
+
+        app.register_blueprint(ws_docs.bp)
     cli.init_app(app)
     return app
 

@@ -1,6 +1,7 @@
 """``flask token create|revoke``: sessions and tokens for development and QA."""
 from __future__ import annotations
 
+import json
 import logging
 
 import click
@@ -48,6 +49,32 @@ def revoke_token(session_id: str) -> None:
     click.echo(f"revoked {session_id}")
 
 
+docs_cli = AppGroup("docs", help="Export the event documentation.")
+
+
+@docs_cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(["asyncapi", "ts", "html"]), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True)
+def export_docs(fmt: str, output: str) -> None:
+    """Write the AsyncAPI JSON, the TypeScript types or a standalone HTML catalogue to OUTPUT."""
+    from flask import current_app, render_template
+
+    from realtime.http.ws_docs import page_context, servers_for
+
+    docs = current_app.extensions["realtime_docs"]
+    if fmt == "asyncapi":
+        text = json.dumps(docs.generate_asyncapi_spec(servers_for(current_app, None)), indent=2) + "\n"
+    elif fmt == "ts":
+        text = docs.generate_client_types()
+    else:
+        with current_app.test_request_context("/ws-docs"):
+            text = render_template("ws_docs.html", **page_context(current_app, standalone=True))
+    with open(output, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    click.echo(f"wrote {fmt} to {output}")
+
+
 def init_app(app: Flask) -> None:
     """Attach the CLI commands to ``app``."""
     app.cli.add_command(token_cli)
+    app.cli.add_command(docs_cli)

@@ -62,6 +62,7 @@ DEFAULTS: dict[str, str | None] = {
     "EVENT_RATE": "20",
     "EVENT_BURST": "40",
     "USER_CACHE_TTL": "60",
+    "PUBLIC_URL": None,
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "text",
 }
@@ -103,6 +104,7 @@ class Settings:
     user_cache_ttl: float
     log_level: str
     log_format: str
+    public_url: str | None = None
     warnings: tuple[str, ...] = ()
 
     @property
@@ -219,6 +221,12 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
             f"SESSION_POLICY is {session_policy!r}; use 'single' (a new login logs out the old session) or 'multi'."
         )
 
+    public_url = _optional(raw, "PUBLIC_URL")
+    if public_url and not re.fullmatch(r"(https?|wss?)://[^/\s]+/?", public_url):
+        raise ConfigError(
+            f"PUBLIC_URL is {public_url!r}; give the public base URL clients connect to, e.g. https://rt.example.com."
+        )
+
     ping_interval = _float(raw, "PING_INTERVAL", minimum=1)
     ping_timeout = _float(raw, "PING_TIMEOUT", minimum=1)
 
@@ -255,6 +263,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         user_cache_ttl=_float(raw, "USER_CACHE_TTL", minimum=0),
         log_level=log_level,
         log_format=log_format,
+        public_url=public_url,
         warnings=tuple(warnings),
     )
 

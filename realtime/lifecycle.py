@@ -77,11 +77,26 @@ class Lifecycle:
             for sid, identity in services.connections.items()
         ]
         services.state.refresh(local)
+        self._undo_changes_during_refresh(local)
         reaped = services.state.reap(REAP_BATCH)
         if reaped:
             logger.info("reaped %d socket(s) of a worker that stopped heartbeating", len(reaped))
             services.broadcaster.emit_many(self.outgoing_for(reaped))
         return len(reaped)
+
+    def _undo_changes_during_refresh(self, snapshot: list[LocalSocket]) -> None:
+        """The refresh wrote a snapshot; a socket that disconnected or left a room while it ran was
+        re-added. Remove those entries again, quietly: their own disconnect or leave already announced it."""
+        services = self._services
+        live = dict(services.connections.items())
+        gone = [sock.sid for sock in snapshot if sock.sid not in live]
+        if gone:
+            services.state.release(gone)
+        for sock in snapshot:
+            if sock.sid in live:
+                left = sorted(set(sock.rooms) - services.rooms.rooms_of(sock.sid))
+                if left:
+                    services.rooms.unindex(sock.sid, sock.user_id, left)
 
     def _heartbeat_forever(self) -> None:
         interval = max(0.2, self._services.settings.presence_ttl / 3)

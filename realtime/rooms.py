@@ -179,6 +179,10 @@ class RoomManager:
             self._router.leave(sid, room)
         return list(zip(gone, self._store.remove(sid, user_id, gone), strict=True))
 
+    def unindex(self, sid: str, user_id: str, rooms: Sequence[str]) -> None:
+        """Drop index entries of rooms the socket already left locally (heartbeat repair, no announcements)."""
+        self._store.remove(sid, user_id, rooms)
+
     def is_member(self, sid: str, room: str) -> bool:
         """Whether the socket is in ``room`` (local: a socket lives on one worker)."""
         return room in self._router.rooms(sid)

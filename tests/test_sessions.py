@@ -161,3 +161,27 @@ def test_multi_policy_keeps_both_sessions(multi_app: Flask) -> None:
         assert logouts(client) == []
     assert connect(multi_app, first_token).is_connected(), "the first session's token still connects"
     assert len(multi_app.extensions["realtime"].connections.of_user("alice")) == 3
+
+
+def test_heartbeat_does_not_resurrect_a_socket_that_left_during_the_refresh(
+    redis_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leave and a disconnect that land while the refresh round trip is in flight are not undone."""
+    services = redis_app.extensions["realtime"]
+    token = TokenActions(redis_app).create("alice")
+    staying, leaving = connect(redis_app, token), connect(redis_app, token)
+    for client in (staying, leaving):
+        assert client.emit("party:join_live", {"partyId": "p1"}, callback=True)["ok"]
+    real_refresh = services.state.refresh
+
+    def refresh_while_things_change(snapshot: Any) -> None:
+        staying.emit("party:leave_live", {"partyId": "p1"}, callback=True)
+        leaving.disconnect()
+        real_refresh(snapshot)
+
+    monkeypatch.setattr(services.state, "refresh", refresh_while_things_change)
+    services.lifecycle.beat()
+
+    assert services.rooms.count("party:p1").sockets == 0
+    assert services.state.presence(["alice"])[0].is_online is True
+    assert services.redis.zcard(services.keys.sockets) == 1

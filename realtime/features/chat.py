@@ -5,13 +5,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from realtime.broadcaster import Outgoing
+from realtime.docs.decorators import ws_ack, ws_event, ws_payload, ws_response
 from realtime.errors import ErrorCode, RealtimeError
 from realtime.schemas.chat import (
     ChatHistoryInSchema,
     ChatHistoryOutSchema,
+    ChatHistoryPageSchema,
     ChatMembershipOutSchema,
     ChatMessageInSchema,
     ChatMessageOutSchema,
+    ChatSentAckSchema,
+    ChatTypingAckSchema,
     ChatTypingInSchema,
     ChatTypingOutSchema,
     RoomRefSchema,
@@ -21,11 +25,54 @@ from realtime.socket_state import ReleaseInfo
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
 
 chat = SocketBlueprint("chat")
-chat.emits("chat:new_message", ChatMessageOutSchema, "A stored message, to every member of the room (sender included).")
-chat.emits("chat:history", ChatHistoryOutSchema, "Recent messages, newest first, to a socket that just joined.")
-chat.emits("chat:user_joined", ChatMembershipOutSchema, "Someone joined the room (to the others).")
-chat.emits("chat:user_left", ChatMembershipOutSchema, "Someone left the room or disconnected (to the others).")
-chat.emits("chat:user_typing", ChatTypingOutSchema, "Someone else in the room started or stopped typing.")
+
+_MESSAGE_EXAMPLE = {
+    "id": "1700000000000-0",
+    "roomId": "lobby",
+    "senderId": "alice",
+    "sender": {"id": "alice", "username": "Alice", "avatarUrl": None},
+    "content": "Hello!",
+    "type": "TEXT",
+    "mediaUrl": None,
+    "clientId": "c-7f3a",
+    "createdAt": "2026-01-01T12:00:00.000Z",
+}
+chat.emits(
+    "chat:new_message",
+    ChatMessageOutSchema,
+    "A stored message, to every member of the room (the sender included), on every worker.",
+    to="group:{roomId}",
+    examples=[_MESSAGE_EXAMPLE],
+)
+chat.emits(
+    "chat:history",
+    ChatHistoryOutSchema,
+    "Recent messages of a room, newest first, sent to a socket right after it joins (the same list as the "
+    "chat:join ack, for clients that listen instead of using acks).",
+    to="the joining socket",
+    examples=[{"roomId": "lobby", "messages": [_MESSAGE_EXAMPLE]}],
+)
+chat.emits(
+    "chat:user_joined",
+    ChatMembershipOutSchema,
+    "A user's first socket joined the room (to the other members).",
+    to="group:{roomId}",
+    examples=[{"userId": "bob", "roomId": "lobby", "timestamp": "2026-01-01T12:00:00.000Z"}],
+)
+chat.emits(
+    "chat:user_left",
+    ChatMembershipOutSchema,
+    "A user's last socket left the room or disconnected (to the other members).",
+    to="group:{roomId}",
+    examples=[{"userId": "bob", "roomId": "lobby", "timestamp": "2026-01-01T12:05:00.000Z"}],
+)
+chat.emits(
+    "chat:user_typing",
+    ChatTypingOutSchema,
+    "Someone else in the room started or stopped typing.",
+    to="group:{roomId} except the typist",
+    examples=[{"userId": "bob", "username": "Bob", "isTyping": True, "roomId": "lobby"}],
+)
 
 PREVIEW = 140
 
@@ -47,7 +94,18 @@ def _require_member(ctx: EventContext, room_id: str) -> str:
     return room
 
 
-@chat.on("chat:join", RoomRefSchema)
+@chat.on("chat:join")
+@ws_event(
+    "chat:join",
+    "Join a chat room (the group:{roomId} room, authorized by the group: hook). The ack carries the most "
+    "recent history, newest first; the others hear chat:user_joined.",
+    examples=[{"roomId": "lobby"}],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.ROOM_LIMIT, ErrorCode.RATE_LIMITED],
+)
+@ws_payload(RoomRefSchema)
+@ws_ack(ChatHistoryOutSchema)
+@ws_response("chat:history")
+@ws_response("chat:user_joined")
 def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Join a chat room: ack with recent history (newest first); the others hear ``chat:user_joined``."""
     room_id = data["roomId"]
@@ -61,10 +119,21 @@ def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
             "chat:user_joined", {"userId": ctx.user_id, "roomId": room_id, "timestamp": now_iso()}, to=room,
             skip_sid=ctx.sid,
         )
-    return services.catalog.shape("chat:history", recent)
+    return recent
 
 
-@chat.on("chat:leave", RoomRefSchema)
+@chat.on("chat:leave")
+@ws_event(
+    "chat:leave",
+    "Leave a chat room. When it was the user's last socket there, the user stops being a member (no more "
+    "offline notifications) and the others hear chat:user_left.",
+    room_required=True,
+    examples=[{"roomId": "lobby"}],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_IN_ROOM, ErrorCode.RATE_LIMITED],
+)
+@ws_payload(RoomRefSchema)
+@ws_ack(RoomRefSchema)
+@ws_response("chat:user_left")
 def leave(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Leave a chat room; the socket stops receiving it. When it was the user's last socket there, the user
     stops being a member (no offline notifications) and the others hear ``chat:user_left``."""
@@ -82,7 +151,22 @@ def leave(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     return {"roomId": room_id}
 
 
-@chat.on("chat:message", ChatMessageInSchema)
+@chat.on("chat:message")
+@ws_event(
+    "chat:message",
+    "Send a message to a joined room: stored in the room's history, then chat:new_message to every member. "
+    "A retry with the same clientId within 5 minutes is stored and delivered once. Members with no live "
+    "socket get a stored notification.",
+    room_required=True,
+    examples=[
+        {"roomId": "lobby", "content": "Hello!", "clientId": "c-7f3a"},
+        {"roomId": "lobby", "type": "IMAGE", "mediaUrl": "https://cdn.example/p.jpg"},
+    ],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_IN_ROOM, ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE],
+)
+@ws_payload(ChatMessageInSchema)
+@ws_ack(ChatSentAckSchema)
+@ws_response("chat:new_message")
 def message(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Store the message (once per ``clientId``) and send it to the room; offline members are notified."""
     room_id = data["roomId"]
@@ -119,18 +203,37 @@ def message(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     return {"id": result.id, "duplicate": False}
 
 
-@chat.on("chat:history", ChatHistoryInSchema)
+@chat.on("chat:history")
+@ws_event(
+    "chat:history",
+    "A page of older messages, newest first. Pass the ack's cursor as before for the next page; the cursor "
+    "is null on the last page. Allowed for rooms the user may join.",
+    examples=[{"roomId": "lobby", "limit": 20}, {"roomId": "lobby", "before": "1700000000000-0", "limit": 20}],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED],
+)
+@ws_payload(ChatHistoryInSchema)
+@ws_ack(ChatHistoryPageSchema)
 def history(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """A page of older messages, newest first, with the cursor for the next page (null at the start)."""
     room_id = data["roomId"]
     if not ctx.services.rooms.can_join(ctx.user_id, chat_room(room_id)):
         raise RealtimeError(ErrorCode.FORBIDDEN, f"Not allowed to read chat room {room_id!r}.")
     messages, cursor = ctx.services.chat.history(room_id, data.get("before"), data["limit"])
-    shaped = ctx.services.catalog.shape("chat:history", {"roomId": room_id, "messages": messages})
-    return {"roomId": room_id, "messages": shaped["messages"], "cursor": cursor}
+    return {"roomId": room_id, "messages": messages, "cursor": cursor}
 
 
-@chat.on("chat:typing", ChatTypingInSchema)
+@chat.on("chat:typing")
+@ws_event(
+    "chat:typing",
+    "Say whether the user is typing in a joined room; the others get chat:user_typing. A repeated "
+    "isTyping: true within TYPING_THROTTLE is dropped (sent: false); false always passes.",
+    room_required=True,
+    examples=[{"roomId": "lobby", "isTyping": True}],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_IN_ROOM, ErrorCode.RATE_LIMITED],
+)
+@ws_payload(ChatTypingInSchema)
+@ws_ack(ChatTypingAckSchema)
+@ws_response("chat:user_typing")
 def typing(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Tell the others; repeated ``isTyping: true`` is throttled per socket and room, stops always pass."""
     room = _require_member(ctx, data["roomId"])

@@ -6,14 +6,28 @@ from typing import Any
 
 from realtime.errors import ErrorCode, RealtimeError
 from realtime.game_store import turn_of
-from realtime.schemas.game import GameMoveInSchema, GameRefSchema, GameStateOutSchema
+from realtime.docs.decorators import ws_ack, ws_event, ws_payload, ws_response
+from realtime.schemas.game import GameMoveAckSchema, GameMoveInSchema, GameRefSchema, GameStateOutSchema
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
 
 game = SocketBlueprint("game")
 game.emits(
     "game:state",
     GameStateOutSchema,
-    "The game's state and whose turn it is: to the room after each move, and to a player who joins.",
+    "The game's state and whose turn it is: to the room after each move or player change, and to a player "
+    "who joins.",
+    to="game:{gameId}",
+    examples=[
+        {
+            "gameId": "g7",
+            "state": {
+                "players": ["alice", "bob"],
+                "moveCount": 1,
+                "moves": [{"n": 1, "by": "alice", "move": {"x": 1, "y": 2}, "at": "2026-01-01T12:00:00.000Z"}],
+            },
+            "turn": "bob",
+        }
+    ],
 )
 
 
@@ -22,7 +36,17 @@ def game_room(game_id: str) -> str:
     return f"game:{game_id}"
 
 
-@game.on("game:join", GameRefSchema)
+@game.on("game:join")
+@ws_event(
+    "game:join",
+    "Join a game as one of its registered players (the game: hook; players come from POST "
+    "/api/v1/games/{id}/players). The ack and a game:state carry the current state.",
+    examples=[{"gameId": "g7"}],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED],
+)
+@ws_payload(GameRefSchema)
+@ws_ack(GameStateOutSchema)
+@ws_response("game:state")
 def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Join as a registered player (the ``game:`` hook); ack and a ``game:state`` carry the current state."""
     game_id = data["gameId"]
@@ -32,10 +56,28 @@ def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     ctx.services.rooms.join(ctx.sid, ctx.user_id, game_room(game_id))
     snapshot = {"gameId": game_id, "state": state, "turn": turn_of(state)}
     ctx.services.broadcaster.emit_local(ctx.sid, "game:state", snapshot)
-    return ctx.services.catalog.shape("game:state", snapshot)
+    return snapshot
 
 
-@game.on("game:move", GameMoveInSchema)
+@game.on("game:move")
+@ws_event(
+    "game:move",
+    "Make a move when it is your turn; the room gets game:state. A move is a flat object of up to 16 keys "
+    "whose values are finite numbers, booleans or short strings.",
+    room_required=True,
+    examples=[{"gameId": "g7", "move": {"x": 1, "y": 2}}],
+    errors=[
+        ErrorCode.VALIDATION_ERROR,
+        ErrorCode.NOT_IN_ROOM,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.NOT_YOUR_TURN,
+        ErrorCode.RATE_LIMITED,
+    ],
+)
+@ws_payload(GameMoveInSchema)
+@ws_ack(GameMoveAckSchema)
+@ws_response("game:state")
 def move(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Apply a move by the player whose turn it is; the room gets ``game:state``."""
     game_id = data["gameId"]

@@ -6,12 +6,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from realtime.broadcaster import Outgoing
+from realtime.docs.decorators import ws_ack, ws_event, ws_payload, ws_response
+from realtime.errors import ErrorCode
 from realtime.schemas.notifications import (
     AnnouncementOutSchema,
+    MarkReadAckSchema,
     MarkReadInSchema,
     NotificationOutSchema,
     NotificationsListInSchema,
-    StoredNotificationSchema,
+    NotificationsPageSchema,
     UnreadCountOutSchema,
 )
 from realtime.services import Services
@@ -22,24 +25,38 @@ notifications = SocketBlueprint("notifications")
 notifications.emits(
     "notification:new",
     NotificationOutSchema,
-    "A notification: personal ones to user:{id} (also stored), group ones to group:{id}, system ones to "
-    "broadcast:all. Sent through POST /api/v1/notifications.",
+    "A notification: personal ones go to user:{id} and are stored with read state, group ones to "
+    "group:{id}, system ones to broadcast:all. Published through POST /api/v1/notifications.",
+    to="user:{userId}, group:{groupId} or broadcast:all",
+    examples=[
+        {
+            "id": "n-5b1f09a2c3d4e5f6",
+            "type": "mention",
+            "title": "New mention",
+            "body": "bob mentioned you",
+            "data": {"roomId": "lobby"},
+            "createdAt": "2026-01-01T12:00:00.000Z",
+        }
+    ],
     publishable=True,
 )
 notifications.emits(
     "notification:unread_count",
     UnreadCountOutSchema,
-    "How many stored personal notifications are unread: on connect and after notifications:mark_read "
-    "(to every socket of the user).",
+    "How many stored personal notifications are unread: to a socket when it connects, and to every socket "
+    "of the user after notifications:mark_read.",
+    to="the connecting socket; user:{userId}",
+    examples=[{"count": 2}],
 )
 notifications.emits(
     "system:announcement",
     AnnouncementOutSchema,
-    "An announcement to everyone (room broadcast:all), e.g. planned maintenance.",
+    "An announcement to everyone, e.g. planned maintenance.",
+    to="broadcast:all",
+    examples=[{"title": "Maintenance", "body": "Back at 02:30 UTC.", "level": "warning"}],
     broadcast=True,
     publishable=True,
 )
-_stored = StoredNotificationSchema(many=True)
 
 
 def new_notification(content: dict[str, Any]) -> dict[str, Any]:
@@ -60,14 +77,32 @@ def publish_personal(services: Services, user_ids: list[str], content: dict[str,
     return notification
 
 
-@notifications.on("notifications:list", NotificationsListInSchema)
+@notifications.on("notifications:list")
+@ws_event(
+    "notifications:list",
+    "The newest stored personal notifications with their read flag, and the unread count.",
+    examples=[{"unreadOnly": True, "limit": 20}, {}],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
+)
+@ws_payload(NotificationsListInSchema)
+@ws_ack(NotificationsPageSchema)
 def list_notifications(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """The newest stored personal notifications with their read flag, and the unread count."""
     items, unread = ctx.services.notifications.list(ctx.user_id, data["unreadOnly"], data["limit"])
-    return {"notifications": _stored.dump(items), "unreadCount": unread}
+    return {"notifications": items, "unreadCount": unread}
 
 
-@notifications.on("notifications:mark_read", MarkReadInSchema, wrap="ids")
+@notifications.on("notifications:mark_read", wrap="ids")
+@ws_event(
+    "notifications:mark_read",
+    "Mark stored notifications read; every socket of the user gets notification:unread_count. A bare "
+    "array of ids is accepted too; unknown ids are ignored.",
+    examples=[{"ids": ["n-5b1f09a2c3d4e5f6"]}],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
+)
+@ws_payload(MarkReadInSchema)
+@ws_ack(MarkReadAckSchema)
+@ws_response("notification:unread_count")
 def mark_read(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Mark notifications read; every socket of the user gets the new ``notification:unread_count``."""
     changed, unread = ctx.services.notifications.mark_read(ctx.user_id, list(dict.fromkeys(data["ids"])))

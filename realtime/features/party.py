@@ -6,26 +6,53 @@ from typing import Any
 
 from realtime.broadcaster import Outgoing
 from realtime.errors import ErrorCode, RealtimeError
-from realtime.schemas.party import PartyMediaOutSchema, PartyRefSchema, PartyStatusOutSchema, PartyViewerOutSchema
+from realtime.docs.decorators import ws_ack, ws_event, ws_payload, ws_response
+from realtime.schemas.party import (
+    PartyMediaOutSchema,
+    PartyRefSchema,
+    PartyStatusOutSchema,
+    PartyViewerOutSchema,
+    PartyViewersAckSchema,
+)
 from realtime.services import Services
 from realtime.socket_state import ReleaseInfo
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
 
 party = SocketBlueprint("party")
-party.emits("party:viewer_joined", PartyViewerOutSchema, "A viewer joined the live feed (to the other viewers).")
 party.emits(
-    "party:viewer_left", PartyViewerOutSchema, "A viewer left or disconnected (to the remaining viewers)."
+    "party:viewer_joined",
+    PartyViewerOutSchema,
+    "A user started watching (their first socket in the feed); viewerCount is the cluster-wide count of "
+    "distinct viewers.",
+    to="party:{partyId} except the new viewer",
+    examples=[{"userId": "bob", "partyId": "p42", "viewerCount": 3}],
+)
+party.emits(
+    "party:viewer_left",
+    PartyViewerOutSchema,
+    "A user stopped watching, disconnected, or their worker died (their last socket in the feed).",
+    to="party:{partyId}",
+    examples=[{"userId": "bob", "partyId": "p42", "viewerCount": 2}],
 )
 party.emits(
     "party:status_changed",
     PartyStatusOutSchema,
-    "The party's status changed (sent by the server API: POST /api/v1/parties/{id}/status).",
+    "The party's status changed; published by back-end services (POST /api/v1/parties/{id}/status).",
+    to="party:{partyId}",
+    examples=[{"partyId": "p42", "status": "LIVE"}],
     publishable=True,
 )
 party.emits(
     "party:new_media",
     PartyMediaOutSchema,
-    "New media in the party (sent by the server API: POST /api/v1/parties/{id}/media).",
+    "New media in the party; published by back-end services (POST /api/v1/parties/{id}/media).",
+    to="party:{partyId}",
+    examples=[
+        {
+            "partyId": "p42",
+            "media": {"id": "m1", "type": "IMAGE", "url": "https://cdn.example/m1.jpg", "uploadedBy": "alice"},
+        }
+    ],
     publishable=True,
 )
 
@@ -35,7 +62,17 @@ def party_room(party_id: str) -> str:
     return f"party:{party_id}"
 
 
-@party.on("party:join_live", PartyRefSchema)
+@party.on("party:join_live")
+@ws_event(
+    "party:join_live",
+    "Watch a party's live feed (party:{partyId}). The ack and the others' party:viewer_joined carry the "
+    "cluster-wide count of distinct viewers; a second tab does not count twice.",
+    examples=[{"partyId": "p42"}],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.ROOM_LIMIT, ErrorCode.RATE_LIMITED],
+)
+@ws_payload(PartyRefSchema)
+@ws_ack(PartyViewersAckSchema)
+@ws_response("party:viewer_joined")
 def join_live(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Watch the live feed; ack and the others get the new cluster-wide viewer count."""
     party_id = data["partyId"]
@@ -47,7 +84,17 @@ def join_live(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     return {"partyId": party_id, "viewerCount": membership.users}
 
 
-@party.on("party:leave_live", PartyRefSchema)
+@party.on("party:leave_live")
+@ws_event(
+    "party:leave_live",
+    "Stop watching; the remaining viewers get party:viewer_left with the new count.",
+    room_required=True,
+    examples=[{"partyId": "p42"}],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_IN_ROOM, ErrorCode.RATE_LIMITED],
+)
+@ws_payload(PartyRefSchema)
+@ws_ack(PartyViewersAckSchema)
+@ws_response("party:viewer_left")
 def leave_live(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Stop watching; the remaining viewers get the new count."""
     party_id = data["partyId"]

@@ -5,7 +5,10 @@ import time
 from typing import Any
 
 from realtime.broadcaster import Outgoing
+from realtime.docs.decorators import ws_ack, ws_event, ws_payload, ws_response
+from realtime.errors import ErrorCode
 from realtime.schemas.presence import (
+    PresenceEntrySchema,
     PresenceListOutSchema,
     PresenceOutSchema,
     PresenceStatusInSchema,
@@ -19,11 +22,17 @@ presence = SocketBlueprint("presence")
 presence.emits(
     "presence:update",
     PresenceOutSchema,
-    "A watched user's presence changed: first socket connected, last socket gone, or a new chosen status. "
-    "Sent to the room presence:{userId} that presence:subscribe joins.",
+    "A watched user's presence changed: their first socket connected anywhere, their last socket is gone "
+    "(or was reaped after its worker died), or they chose a new status.",
+    to="presence:{userId} (joined by presence:subscribe)",
+    examples=[{"userId": "bob", "status": "online", "lastSeen": "2026-01-01T12:00:00.000Z"}],
 )
 presence.emits(
-    "presence:status_list", PresenceListOutSchema, "The presence:check answer, also sent as an event to the asker."
+    "presence:status_list",
+    PresenceListOutSchema,
+    "The presence:check answer, also sent as an event to the asker (for listen-style clients).",
+    to="the asking socket",
+    examples=[{"users": [{"userId": "bob", "isOnline": True, "status": "away", "lastSeen": "2026-01-01T12:00:00.000Z"}]}],
 )
 
 
@@ -32,7 +41,16 @@ def presence_room(user_id: str) -> str:
     return f"presence:{user_id}"
 
 
-@presence.on("presence:status", PresenceStatusInSchema, wrap="status")
+@presence.on("presence:status", wrap="status")
+@ws_event(
+    "presence:status",
+    "Choose online, away or busy; subscribers get presence:update. A bare string (\"away\") is accepted too.",
+    examples=[{"status": "away"}],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
+)
+@ws_payload(PresenceStatusInSchema)
+@ws_ack(PresenceOutSchema)
+@ws_response("presence:update")
 def set_status(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Choose online, away or busy; subscribers hear ``presence:update``."""
     last_seen = ctx.services.state.set_status(ctx.user_id, data["status"])
@@ -41,7 +59,16 @@ def set_status(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     return update
 
 
-@presence.on("presence:subscribe", PresenceUsersInSchema, wrap="userIds")
+@presence.on("presence:subscribe", wrap="userIds")
+@ws_event(
+    "presence:subscribe",
+    "Receive presence:update for up to 100 users (joins their presence: rooms in one round trip). A bare "
+    "array is accepted too.",
+    examples=[{"userIds": ["bob", "carol"]}],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.ROOM_LIMIT, ErrorCode.RATE_LIMITED],
+)
+@ws_payload(PresenceUsersInSchema)
+@ws_ack(PresenceUsersInSchema)
 def subscribe(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Receive ``presence:update`` for these users (joins their ``presence:`` rooms, one round trip)."""
     rooms = [presence_room(user_id) for user_id in data["userIds"]]
@@ -49,14 +76,32 @@ def subscribe(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     return {"userIds": list(dict.fromkeys(data["userIds"]))}
 
 
-@presence.on("presence:unsubscribe", PresenceUsersInSchema, wrap="userIds")
+@presence.on("presence:unsubscribe", wrap="userIds")
+@ws_event(
+    "presence:unsubscribe",
+    "Stop receiving presence:update for these users; the ack lists those that were subscribed.",
+    examples=[{"userIds": ["carol"]}],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
+)
+@ws_payload(PresenceUsersInSchema)
+@ws_ack(PresenceUsersInSchema)
 def unsubscribe(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Stop receiving ``presence:update`` for these users."""
     left = ctx.services.rooms.leave_many(ctx.sid, ctx.user_id, [presence_room(u) for u in data["userIds"]])
     return {"userIds": [room.partition(":")[2] for room, _ in left]}
 
 
-@presence.on("presence:check", PresenceUsersInSchema, wrap="userIds")
+@presence.on("presence:check", wrap="userIds")
+@ws_event(
+    "presence:check",
+    "Presence of up to 100 users, cluster-wide, in one pipelined round trip; also sent as "
+    "presence:status_list. A bare array is accepted too.",
+    examples=[{"userIds": ["bob", "carol"]}],
+    errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
+)
+@ws_payload(PresenceUsersInSchema)
+@ws_ack(PresenceEntrySchema(many=True))
+@ws_response("presence:status_list")
 def check(ctx: EventContext, data: dict[str, Any]) -> list[dict[str, Any]]:
     """Presence of up to 100 users in one pipelined round trip; also sent as ``presence:status_list``."""
     users = [entry.to_dict() for entry in ctx.services.state.presence(list(dict.fromkeys(data["userIds"])))]

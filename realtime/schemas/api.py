@@ -5,7 +5,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from realtime.schemas.fields import StrictBoolean, validate_identifier
+from realtime.schemas.fields import Identifier, StrictBoolean
 from realtime.schemas.notifications import NotificationContentSchema
 from realtime.schemas.party import PARTY_STATUSES, MediaSchema
 
@@ -24,9 +24,9 @@ class NotificationRequestSchema(Schema):
     """``POST /api/v1/notifications``: exactly one of ``userIds``, ``groupId``, ``all``."""
 
     userIds = fields.List(
-        fields.String(validate=validate_identifier), validate=validate.Length(min=1, max=MAX_RECIPIENTS)
+        Identifier(), validate=validate.Length(min=1, max=MAX_RECIPIENTS)
     )
-    groupId = fields.String(validate=validate_identifier)
+    groupId = Identifier()
     all = StrictBoolean()
     notification = fields.Nested(NotificationContentSchema, required=True)
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from realtime.schemas.fields import StrictBoolean, validate_identifier
+from realtime.schemas.fields import Identifier, StrictBoolean
 
 MAX_CONTENT_LENGTH = 4000
 MAX_HISTORY_PAGE = 100
@@ -15,13 +15,13 @@ MESSAGE_TYPES = ("TEXT", "IMAGE", "VIDEO", "AUDIO")
 class RoomRefSchema(Schema):
     """``chat:join`` / ``chat:leave``: which chat room (the ``group:{roomId}`` room)."""
 
-    roomId = fields.String(required=True, validate=validate_identifier, metadata={"example": "lobby"})
+    roomId = Identifier(required=True, metadata={"example": "lobby"})
 
 
 class ChatMessageInSchema(Schema):
     """``chat:message``: text and/or media to a joined room; ``clientId`` makes retries idempotent."""
 
-    roomId = fields.String(required=True, validate=validate_identifier, metadata={"example": "lobby"})
+    roomId = Identifier(required=True, metadata={"example": "lobby"})
     content = fields.String(validate=validate.Length(min=1, max=MAX_CONTENT_LENGTH), metadata={"example": "Hello!"})
     type = fields.String(
         load_default="TEXT", validate=validate.OneOf(MESSAGE_TYPES), metadata={"example": "TEXT"}
@@ -29,7 +29,7 @@ class ChatMessageInSchema(Schema):
     mediaUrl = fields.Url(
         schemes={"https", "http"}, validate=validate.Length(max=2048), metadata={"example": "https://cdn.example/p.jpg"}
     )
-    clientId = fields.String(validate=validate_identifier, metadata={"example": "c-7f3a"})
+    clientId = Identifier(metadata={"example": "c-7f3a"})
 
     @validates_schema
     def _content_or_media(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -40,7 +40,7 @@ class ChatMessageInSchema(Schema):
 class ChatHistoryInSchema(Schema):
     """``chat:history``: a page of older messages, newest first."""
 
-    roomId = fields.String(required=True, validate=validate_identifier, metadata={"example": "lobby"})
+    roomId = Identifier(required=True, metadata={"example": "lobby"})
     before = fields.String(
         validate=validate.Regexp(r"^\d{1,20}-\d{1,20}$", error="Must be a message id like 1700000000000-0."),
         metadata={"example": "1700000000000-0"},
@@ -54,7 +54,7 @@ class ChatHistoryInSchema(Schema):
 class ChatTypingInSchema(Schema):
     """``chat:typing``: whether the user is typing in a joined room."""
 
-    roomId = fields.String(required=True, validate=validate_identifier, metadata={"example": "lobby"})
+    roomId = Identifier(required=True, metadata={"example": "lobby"})
     isTyping = StrictBoolean(required=True, metadata={"example": True})
 
 
@@ -102,3 +102,22 @@ class ChatTypingOutSchema(Schema):
     username = fields.String(required=True)
     isTyping = fields.Boolean(required=True)
     roomId = fields.String(required=True)
+
+
+class ChatSentAckSchema(Schema):
+    """``chat:message`` ack: the stored id, and whether this send was a retry of an earlier ``clientId``."""
+
+    id = fields.String(required=True, metadata={"example": "1700000000000-0"})
+    duplicate = fields.Boolean(required=True, metadata={"example": False})
+
+
+class ChatHistoryPageSchema(ChatHistoryOutSchema):
+    """``chat:history`` ack: a page, newest first, and the ``before`` cursor of the next (null at the start)."""
+
+    cursor = fields.String(required=True, allow_none=True, metadata={"example": "1700000000000-0"})
+
+
+class ChatTypingAckSchema(Schema):
+    """``chat:typing`` ack: false when a repeated ``isTyping: true`` was throttled."""
+
+    sent = fields.Boolean(required=True, metadata={"example": True})

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from realtime.schemas.fields import validate_identifier
+from realtime.schemas.fields import Identifier
 
 MAX_MOVE_KEYS = 16
 #: Larger integers lose precision in JavaScript clients.
@@ -37,13 +37,13 @@ def validate_move(move: dict[str, Any]) -> None:
 class GameRefSchema(Schema):
     """``game:join``."""
 
-    gameId = fields.String(required=True, validate=validate_identifier, metadata={"example": "g7"})
+    gameId = Identifier(required=True, metadata={"example": "g7"})
 
 
 class GameMoveInSchema(Schema):
     """``game:move``: a move by the player whose turn it is."""
 
-    gameId = fields.String(required=True, validate=validate_identifier, metadata={"example": "g7"})
+    gameId = Identifier(required=True, metadata={"example": "g7"})
     move = fields.Dict(required=True, validate=validate_move, metadata={"example": {"x": 1, "y": 2}})
 
 
@@ -76,5 +76,12 @@ class GamePlayersInSchema(Schema):
     """``POST /api/v1/games/{id}/players``: the players, in turn order."""
 
     userIds = fields.List(
-        fields.String(validate=validate_identifier), required=True, validate=validate.Length(min=1, max=16)
+        Identifier(), required=True, validate=validate.Length(min=1, max=16)
     )
+
+
+class GameMoveAckSchema(Schema):
+    """``game:move`` ack: the move count and who moves next."""
+
+    moveCount = fields.Integer(required=True, metadata={"example": 1})
+    turn = fields.String(required=True, metadata={"example": "bob"})

@@ -61,3 +61,17 @@ class AnnouncementOutSchema(Schema):
     title = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata={"example": "Maintenance"})
     body = fields.String(required=True, validate=validate.Length(max=2000), metadata={"example": "At 02:00 UTC."})
     level = fields.String(load_default="info", validate=validate.OneOf(LEVELS), metadata={"example": "info"})
+
+
+class NotificationsPageSchema(Schema):
+    """``notifications:list`` ack."""
+
+    notifications = fields.List(fields.Nested(StoredNotificationSchema), required=True)
+    unreadCount = fields.Integer(required=True, metadata={"example": 1})
+
+
+class MarkReadAckSchema(Schema):
+    """``notifications:mark_read`` ack: how many changed and how many stay unread."""
+
+    marked = fields.Integer(required=True, metadata={"example": 1})
+    unreadCount = fields.Integer(required=True, metadata={"example": 0})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from realtime.schemas.fields import validate_identifier
+from realtime.schemas.fields import Identifier
 
 PARTY_STATUSES = ("SCHEDULED", "LIVE", "PAUSED", "ENDED")
 
@@ -11,7 +11,7 @@ PARTY_STATUSES = ("SCHEDULED", "LIVE", "PAUSED", "ENDED")
 class PartyRefSchema(Schema):
     """``party:join_live`` / ``party:leave_live``."""
 
-    partyId = fields.String(required=True, validate=validate_identifier, metadata={"example": "p42"})
+    partyId = Identifier(required=True, metadata={"example": "p42"})
 
 
 class PartyViewerOutSchema(Schema):
@@ -25,7 +25,7 @@ class PartyViewerOutSchema(Schema):
 class PartyStatusOutSchema(Schema):
     """``party:status_changed``: the party went live, paused or ended."""
 
-    partyId = fields.String(required=True, validate=validate_identifier, metadata={"example": "p42"})
+    partyId = Identifier(required=True, metadata={"example": "p42"})
     status = fields.String(required=True, validate=validate.OneOf(PARTY_STATUSES), metadata={"example": "LIVE"})
 
 
@@ -36,11 +36,18 @@ class MediaSchema(Schema):
     type = fields.String(required=True, validate=validate.OneOf(("IMAGE", "VIDEO")), metadata={"example": "IMAGE"})
     url = fields.Url(required=True, schemes={"https", "http"}, metadata={"example": "https://cdn.example/m1.jpg"})
     thumbnailUrl = fields.Url(schemes={"https", "http"}, allow_none=True)
-    uploadedBy = fields.String(validate=validate_identifier, allow_none=True, metadata={"example": "alice"})
+    uploadedBy = Identifier(allow_none=True, metadata={"example": "alice"})
 
 
 class PartyMediaOutSchema(Schema):
     """``party:new_media``: new media in a party."""
 
-    partyId = fields.String(required=True, validate=validate_identifier, metadata={"example": "p42"})
+    partyId = Identifier(required=True, metadata={"example": "p42"})
     media = fields.Nested(MediaSchema, required=True)
+
+
+class PartyViewersAckSchema(Schema):
+    """``party:join_live`` / ``party:leave_live`` ack: the cluster-wide count of distinct viewers."""
+
+    partyId = Identifier(required=True, metadata={"example": "p42"})
+    viewerCount = fields.Integer(required=True, metadata={"example": 3})

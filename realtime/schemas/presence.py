@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from realtime.schemas.fields import validate_identifier
+from realtime.schemas.fields import Identifier
 
 STATUSES = ("online", "away", "busy")
 MAX_PRESENCE_USERS = 100
@@ -19,7 +19,7 @@ class PresenceUsersInSchema(Schema):
     """``presence:subscribe`` / ``presence:unsubscribe`` / ``presence:check`` (a bare array is accepted too)."""
 
     userIds = fields.List(
-        fields.String(validate=validate_identifier),
+        Identifier(),
         required=True,
         validate=validate.Length(min=1, max=MAX_PRESENCE_USERS),
         metadata={"example": ["bob", "carol"]},

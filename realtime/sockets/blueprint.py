@@ -1,7 +1,7 @@
 """Socket blueprints: record handlers per feature module, register them on the app later."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +9,7 @@ from marshmallow import Schema
 
 from realtime.auth.sessions import Profile
 from realtime.broadcaster import Outgoing
+from realtime.docs.decorators import EventDoc, as_schema, doc_of
 from realtime.services import Services
 from realtime.socket_state import ConnectInfo, ReleaseInfo
 
@@ -30,7 +31,7 @@ class EventContext:
 
 @dataclass(frozen=True)
 class EventHandler:
-    """One client→server event: its name, the schema of its payload and the function.
+    """One client→server event: its name, the function and its documentation (payload and ack schemas).
 
     ``wrap`` names the field a bare (non-object) payload is put into, for clients written to the
     seeds' shapes (``presence:check ["bob"]`` is ``{"userIds": ["bob"]}``).
@@ -38,14 +39,24 @@ class EventHandler:
 
     event: str
     func: HandlerFunc
-    schema: Schema | None
+    doc: EventDoc
     blueprint: str
     wrap: str | None = None
+
+    @property
+    def schema(self) -> Schema | None:
+        """The payload schema from ``@ws_payload``."""
+        return self.doc.payload
+
+    @property
+    def ack(self) -> Schema | None:
+        """The ack ``data`` schema from ``@ws_ack``."""
+        return self.doc.ack
 
 
 @dataclass(frozen=True)
 class ServerEvent:
-    """One server→client event: its payload schema, what it means and who receives it.
+    """One server→client event: its payload schema, what it means, who receives it and examples.
 
     ``publishable`` events may be sent from outside (HTTP emit API, :class:`realtime.emitter.Emitter`).
     """
@@ -54,6 +65,8 @@ class ServerEvent:
     schema: Schema
     description: str
     blueprint: str
+    to: str
+    examples: tuple[Any, ...]
     broadcast: bool = False
     publishable: bool = False
 
@@ -83,18 +96,16 @@ class SocketBlueprint:
         self.release_hooks.append(func)
         return func
 
-    def on(
-        self, event: str, schema: type[Schema] | Schema | None = None, wrap: str | None = None
-    ) -> Callable[[HandlerFunc], HandlerFunc]:
-        """Record ``func`` as the handler of ``event``."""
+    def on(self, event: str, wrap: str | None = None) -> Callable[[HandlerFunc], HandlerFunc]:
+        """Record ``func`` as the handler of ``event``; put it above ``@ws_event``/``@ws_payload``/``@ws_ack``."""
         if any(h.event == event for h in self.handlers):
             raise ValueError(f"{event!r} is already handled in blueprint {self.name!r}.")
-        instance = schema() if isinstance(schema, type) else schema
 
         def decorator(func: HandlerFunc) -> HandlerFunc:
-            self.handlers.append(
-                EventHandler(event=event, func=func, schema=instance, blueprint=self.name, wrap=wrap)
-            )
+            doc = doc_of(func)
+            if doc.name and doc.name != event:
+                raise ValueError(f"{func.__name__} handles {event!r} but @ws_event names {doc.name!r}.")
+            self.handlers.append(EventHandler(event=event, func=func, doc=doc, blueprint=self.name, wrap=wrap))
             return func
 
         return decorator
@@ -104,19 +115,22 @@ class SocketBlueprint:
         event: str,
         schema: type[Schema] | Schema,
         description: str,
+        to: str,
+        examples: Sequence[Any],
         broadcast: bool = False,
         publishable: bool = False,
     ) -> None:
-        """Declare a server→client event this feature sends (it has no handler)."""
+        """Declare a server→client event this feature sends: schema, meaning, audience (``to``) and examples."""
         if any(e.name == event for e in self.server_events):
             raise ValueError(f"{event!r} is already declared in blueprint {self.name!r}.")
-        instance = schema() if isinstance(schema, type) else schema
         self.server_events.append(
             ServerEvent(
                 name=event,
-                schema=instance,
+                schema=as_schema(schema),
                 description=description,
                 blueprint=self.name,
+                to=to,
+                examples=tuple(examples),
                 broadcast=broadcast,
                 publishable=publishable,
             )

@@ -20,14 +20,20 @@ session = SocketBlueprint("session")
 session.emits(
     "force_logout",
     ForceLogoutOutSchema,
-    "Sent to every socket of a session that a newer login of the same user replaced (SESSION_POLICY=single) "
-    "or that was revoked; the server disconnects the socket right after, so the client does not reconnect.",
+    "Sent to every socket of a session that a newer login of the same user replaced (SESSION_POLICY=single); "
+    "the server disconnects the socket right after (reason io server disconnect), so the client does not "
+    "reconnect by itself. The old token is refused from then on (SESSION_REVOKED).",
+    to="every socket of the replaced session, on any worker",
+    examples=[{"reason": "duplicate_login"}],
 )
 session.emits(
     "error",
     ErrorEventOutSchema,
     "A client→server event failed and the client gave no ack callback: the error member of the envelope "
     "plus the event name.",
+    to="the socket that sent the failing event",
+    examples=[{"code": "VALIDATION_ERROR", "message": "The payload failed validation.",
+               "fields": {"content": ["Send content, mediaUrl or both."]}, "event": "chat:message"}],
 )
 
 

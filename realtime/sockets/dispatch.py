@@ -61,7 +61,8 @@ def run_handler(handler: EventHandler, args: tuple[Any, ...]) -> dict[str, Any]:
             profile=identity.profile,
             services=services,
         )
-        return ok(handler.func(ctx, data))
+        result = handler.func(ctx, data)
+        return ok(handler.ack.dump(result) if handler.ack is not None else result)
     except RealtimeError as err:
         return failure(err)
     except (redis.ConnectionError, redis.TimeoutError):

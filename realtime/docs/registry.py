@@ -1,0 +1,165 @@
+"""The documentation registry: every event of the product, scanned from the registered blueprints.
+
+``get_all_events()``, ``get_events_by_category(c)``, ``get_event(name)``, ``generate_asyncapi_spec()`` and
+``generate_client_types()`` all read one structure built once from the event catalogue and the schemas.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from realtime.docs.decorators import Direction
+from realtime.docs.json_schema import SchemaComponents, dereference
+from realtime.errors import ERROR_DESCRIPTIONS, ErrorCode
+from realtime.sockets.catalog import EventCatalog
+
+#: Failures any client→server event can answer with, whatever its own list says.
+COMMON_ERRORS = (ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL)
+
+
+@dataclass
+class DocumentedEvent:
+    """One event as the catalogue, the spec and the types describe it."""
+
+    name: str
+    description: str
+    direction: Direction
+    category: str
+    auth_required: bool
+    room_required: bool
+    payload: dict[str, Any]
+    examples: list[Any]
+    errors: list[ErrorCode]
+    ack: dict[str, Any] | None = None
+    response_events: list[str] = field(default_factory=list)
+    to: str | None = None
+    publishable: bool = False
+    bare_field: str | None = None
+    two_way: bool = False
+
+    def payload_schema(self, components: Mapping[str, Any]) -> dict[str, Any]:
+        """The payload's JSON Schema; with a bare form, ``oneOf`` the object or its single field's value."""
+        if self.bare_field is None:
+            return self.payload
+        name = self.payload["$ref"].rsplit("/", 1)[-1]
+        bare = components[name]["properties"][self.bare_field]
+        return {"oneOf": [self.payload, bare]}
+
+    @property
+    def anchor(self) -> str:
+        """The catalogue's deep-link id: the name, or ``name~server`` for the server side of a two-way name."""
+        return self.name if self.direction == "client_to_server" or not self.two_way else f"{self.name}~server"
+
+    def to_dict(self, components: Mapping[str, Any]) -> dict[str, Any]:
+        """The JSON shape of ``/ws-docs/events``: schemas referenced and also resolved for display."""
+        return {
+            "name": self.name,
+            "anchor": self.anchor,
+            "description": self.description,
+            "direction": self.direction,
+            "category": self.category,
+            "authRequired": self.auth_required,
+            "roomRequired": self.room_required,
+            "payload": self.payload_schema(components),
+            "payloadResolved": dereference(self.payload, dict(components)),
+            "examples": self.examples,
+            "ack": self.ack,
+            "ackResolved": dereference(self.ack, dict(components)) if self.ack else None,
+            "responseEvents": self.response_events,
+            "errors": [{"code": code.value, "description": ERROR_DESCRIPTIONS[code]} for code in self.errors],
+            "to": self.to,
+            "publishable": self.publishable,
+            "bareField": self.bare_field,
+        }
+
+
+class EventRegistry:
+    """Documentation of every client→server and server→client event."""
+
+    def __init__(self, catalog: EventCatalog, title: str = "realtime", version: str = "0.1.0") -> None:
+        self.title = title
+        self.version = version
+        self._schemas = SchemaComponents()
+        self._events: dict[tuple[str, bool], DocumentedEvent] = {}
+        for handler in catalog.handlers.values():
+            doc = handler.doc
+            if not doc.name or doc.payload is None:
+                raise ValueError(f"{handler.event!r} has no @ws_event/@ws_payload documentation.")
+            payload = self._schemas.ref(doc.payload)
+            errors = list(dict.fromkeys([*doc.errors, *COMMON_ERRORS]))
+            self._events[(handler.event, True)] = DocumentedEvent(
+                name=handler.event,
+                description=doc.description,
+                direction=doc.direction,
+                category=doc.category or handler.blueprint,
+                auth_required=doc.auth_required,
+                room_required=doc.room_required,
+                payload=payload,
+                examples=list(doc.examples),
+                errors=errors,
+                ack=self._schemas.ref(doc.ack) if doc.ack is not None else None,
+                response_events=[name for name, _ in doc.responses],
+                bare_field=handler.wrap,
+            )
+        for declared in catalog.server_events.values():
+            self._events[(declared.name, False)] = DocumentedEvent(
+                name=declared.name,
+                description=declared.description,
+                direction="broadcast" if declared.broadcast else "server_to_client",
+                category=declared.blueprint,
+                auth_required=True,
+                room_required=False,
+                payload=self._schemas.ref(declared.schema),
+                examples=list(declared.examples),
+                errors=[],
+                to=declared.to,
+                publishable=declared.publishable,
+            )
+        for (name, inbound), event in self._events.items():
+            event.two_way = (name, not inbound) in self._events
+        for event in self._events.values():
+            for name in event.response_events:
+                if name not in catalog.server_events:
+                    raise ValueError(f"{event.name!r} documents response {name!r}, which is not a declared event.")
+        self._components = self._schemas.components()
+
+    @property
+    def components(self) -> dict[str, Any]:
+        """JSON Schema of every payload and ack, by component name."""
+        return self._components
+
+    def events(self) -> list[DocumentedEvent]:
+        """Every event, ordered by category then name."""
+        return sorted(self._events.values(), key=lambda e: (e.category, e.name, e.direction != "client_to_server"))
+
+    def get_all_events(self) -> list[dict[str, Any]]:
+        """Every event as JSON."""
+        return [event.to_dict(self._components) for event in self.events()]
+
+    def categories(self) -> dict[str, int]:
+        """Category → number of events."""
+        counts: dict[str, int] = {}
+        for event in self.events():
+            counts[event.category] = counts.get(event.category, 0) + 1
+        return counts
+
+    def get_events_by_category(self, category: str) -> list[dict[str, Any]]:
+        """The events of one category (empty for an unknown one)."""
+        return [event.to_dict(self._components) for event in self.events() if event.category == category]
+
+    def get_event(self, name: str) -> list[dict[str, Any]]:
+        """The event(s) called ``name``: one, or two when the name is used in both directions; empty if unknown."""
+        return [event.to_dict(self._components) for event in self.events() if event.name == name]
+
+    def generate_asyncapi_spec(self, servers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The AsyncAPI 2.6.0 document (see :mod:`realtime.docs.asyncapi`)."""
+        from realtime.docs.asyncapi import build_asyncapi
+
+        return build_asyncapi(self, servers or {})
+
+    def generate_client_types(self) -> str:
+        """TypeScript interfaces for ``socket.io-client`` (see :mod:`realtime.docs.typescript`)."""
+        from realtime.docs.typescript import build_typescript
+
+        return build_typescript(self)
