@@ -1,5 +1,6 @@
 """gunicorn settings: the Procfile's command, the tests' and ``make run``'s (one config everywhere)."""
 import os
+import signal
 
 _transports = [t.strip() for t in os.environ.get("SOCKET_TRANSPORTS", "polling,websocket").split(",") if t.strip()]
 _websocket_only = _transports == ["websocket"]
@@ -13,8 +14,10 @@ worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
 workers = _requested_workers if _websocket_only else 1
 # Each socket holds one greenlet-served connection; the default of 1000 refuses the 1001st.
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "20000"))
-# Heroku sends SIGTERM and waits 30 s before SIGKILL.
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "25"))
+# Heroku sends SIGTERM and waits 30 s before SIGKILL; on SIGTERM each worker drains its sockets (see
+# post_worker_init) and exits within SHUTDOWN_TIMEOUT.
+_shutdown_timeout = float(os.environ.get("SHUTDOWN_TIMEOUT", "10"))
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", str(int(_shutdown_timeout))))
 timeout = 60
 keepalive = 5
 preload_app = False
@@ -35,6 +38,22 @@ def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
             "(long-polling has no sticky sessions); running 1 worker.",
             _requested_workers,
         )
+
+
+def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
+    """On SIGTERM, drain sockets (clients reconnect elsewhere and recover) instead of waiting on them."""
+    import gevent
+
+    app = worker.wsgi
+    lifecycle = app.extensions["realtime"].lifecycle
+    original = worker.handle_exit
+
+    def handle_exit(sig, frame):  # noqa: ANN001, ANN202
+        original(sig, frame)
+        gevent.spawn(lifecycle.drain, max(1.0, _shutdown_timeout - 2))
+
+    worker.handle_exit = handle_exit
+    signal.signal(signal.SIGTERM, handle_exit)
 
 
 def when_ready(server):  # noqa: ANN001, ANN201 - gunicorn hook signature

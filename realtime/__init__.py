@@ -37,7 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from realtime.features import BLUEPRINTS
     from realtime.http import api, health
     from realtime.service_factory import build_services
-    from realtime.sockets.acks import install_ack_tracking
+    from realtime.sockets.server import install
     from realtime.docs.registry import EventRegistry
     from realtime.sockets.catalog import EventCatalog
     from realtime.sockets.connection import register_connection_handlers
@@ -49,7 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     services = build_services(settings, socketio, catalog)
     app.extensions["realtime"] = services
     _init_socketio(app, settings, socketio)
-    install_ack_tracking(socketio.server)
+    install(socketio.server, app, settings.max_outbound_queue)
     register_connection_handlers(socketio)
     register_handlers(socketio, catalog)
     app.before_request(services.lifecycle.ensure_started)
@@ -81,7 +81,8 @@ def _init_socketio(app: Flask, settings: Settings, socketio: Any) -> None:
         transports=list(settings.transports),
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
-        max_http_buffer_size=settings.max_payload_bytes,
+        # The transport's hard cap; events between MAX_PAYLOAD_BYTES and this get PAYLOAD_TOO_LARGE.
+        max_http_buffer_size=2 * settings.max_payload_bytes,
         logger=False,
         engineio_logger=False,
     )

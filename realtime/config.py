@@ -59,6 +59,13 @@ DEFAULTS: dict[str, str | None] = {
     "CHAT_JOIN_HISTORY": "50",
     "NOTIFICATIONS_MAX": "200",
     "TYPING_THROTTLE": "2",
+    "RECOVERY_WINDOW": "120",
+    "RECOVERY_MAX_PACKETS": "10000",
+    "SHUTDOWN_TIMEOUT": "10",
+    "MAX_CONNECTIONS_PER_USER": "20",
+    "MAX_OUTBOUND_QUEUE": "1000",
+    "RATE_LIMIT_DISCONNECT": "200",
+    "PROBE_INTERVAL": "15",
     "EVENT_RATE": "20",
     "EVENT_BURST": "40",
     "USER_CACHE_TTL": "60",
@@ -99,6 +106,13 @@ class Settings:
     chat_join_history: int
     notifications_max: int
     typing_throttle: float
+    recovery_window: float
+    recovery_max_packets: int
+    shutdown_timeout: float
+    max_connections_per_user: int
+    max_outbound_queue: int
+    rate_limit_disconnect: int
+    probe_interval: float
     event_rate: float
     event_burst: int
     user_cache_ttl: float
@@ -258,6 +272,13 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         chat_join_history=_int(raw, "CHAT_JOIN_HISTORY", minimum=0, maximum=100),
         notifications_max=_int(raw, "NOTIFICATIONS_MAX", minimum=1),
         typing_throttle=_float(raw, "TYPING_THROTTLE", minimum=0),
+        recovery_window=_float(raw, "RECOVERY_WINDOW", minimum=0),
+        recovery_max_packets=_int(raw, "RECOVERY_MAX_PACKETS", minimum=10),
+        shutdown_timeout=_float(raw, "SHUTDOWN_TIMEOUT", minimum=1),
+        max_connections_per_user=_int(raw, "MAX_CONNECTIONS_PER_USER", minimum=1),
+        max_outbound_queue=_int(raw, "MAX_OUTBOUND_QUEUE", minimum=10),
+        rate_limit_disconnect=_int(raw, "RATE_LIMIT_DISCONNECT", minimum=1),
+        probe_interval=_float(raw, "PROBE_INTERVAL", minimum=1),
         event_rate=_float(raw, "EVENT_RATE", minimum=0.1),
         event_burst=_int(raw, "EVENT_BURST", minimum=1),
         user_cache_ttl=_float(raw, "USER_CACHE_TTL", minimum=0),

@@ -10,14 +10,26 @@ class ConnectionRegistry:
 
     def __init__(self) -> None:
         self._by_sid: dict[str, Identity] = {}
+        self._pids: dict[str, str] = {}
+        self._sid_by_pid: dict[str, str] = {}
 
-    def add(self, sid: str, identity: Identity) -> None:
-        """Remember who is behind ``sid``."""
+    def add(self, sid: str, identity: Identity, pid: str) -> None:
+        """Remember who is behind ``sid`` and its recovery ``pid``."""
         self._by_sid[sid] = identity
+        self._pids[sid] = pid
+        self._sid_by_pid[pid] = sid
 
-    def remove(self, sid: str) -> Identity | None:
-        """Forget ``sid``; return its identity if it had one."""
-        return self._by_sid.pop(sid, None)
+    def remove(self, sid: str) -> tuple[Identity, str] | None:
+        """Forget ``sid``; return its identity and pid if it had them."""
+        identity = self._by_sid.pop(sid, None)
+        pid = self._pids.pop(sid, None)
+        if pid is not None and self._sid_by_pid.get(pid) == sid:
+            del self._sid_by_pid[pid]
+        return (identity, pid or "") if identity is not None else None
+
+    def sid_for_pid(self, pid: str) -> str | None:
+        """The live local socket that holds recovery id ``pid``."""
+        return self._sid_by_pid.get(pid)
 
     def get(self, sid: str) -> Identity:
         """The identity behind ``sid``.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -31,6 +32,9 @@ class ControlBus(Protocol):
     def stop(self) -> None:
         """Stop receiving."""
 
+    def probe(self, timeout: float) -> bool | None:
+        """Check this worker's listener still receives (None: nothing to probe)."""
+
 
 class LocalControlBus:
     """One process: a publish is handled at once."""
@@ -51,6 +55,9 @@ class LocalControlBus:
     def stop(self) -> None:
         return None
 
+    def probe(self, timeout: float) -> bool | None:
+        return None
+
 
 class RedisControlBus:
     """Redis pub/sub on ``{KEY_PREFIX}control``; the listener reconnects with backoff and never dies."""
@@ -60,6 +67,8 @@ class RedisControlBus:
         self._channel = channel
         self._handlers: list[Handler] = []
         self._listener: gevent.Greenlet | None = None
+        self._pubsub: Any = None
+        self._probes: dict[str, Event] = {}
         self.ready = Event()
 
     def publish(self, message: dict[str, Any]) -> None:
@@ -72,6 +81,24 @@ class RedisControlBus:
         if self._listener is None:
             self._listener = gevent.spawn(self._listen_forever)
 
+    def probe(self, timeout: float) -> bool | None:
+        if self._listener is None:
+            return None
+        nonce = secrets.token_hex(8)
+        seen = Event()
+        self._probes[nonce] = seen
+        try:
+            self.publish({"op": "probe", "nonce": nonce})
+            ok = seen.wait(timeout)
+        finally:
+            self._probes.pop(nonce, None)
+        if not ok:
+            logger.warning("control listener missed its probe; forcing it to resubscribe")
+            connection = getattr(self._pubsub, "connection", None)
+            if connection is not None:
+                connection.disconnect()
+        return ok
+
     def stop(self) -> None:
         if self._listener is not None:
             self._listener.kill(block=False)
@@ -82,6 +109,7 @@ class RedisControlBus:
         backoff = 0.5
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            self._pubsub = pubsub
             try:
                 pubsub.subscribe(self._channel)
                 self.ready.set()
@@ -95,6 +123,12 @@ class RedisControlBus:
                 logger.warning("control channel lost; resubscribing in %.1fs", backoff, exc_info=True)
                 gevent.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
+            except Exception:
+                # A connection dropped under the reader (forced resubscribe) surfaces as ValueError/OSError.
+                self.ready.clear()
+                logger.exception("control listener failed; resubscribing in %.1fs", backoff)
+                gevent.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
             finally:
                 pubsub.close()
 
@@ -105,6 +139,11 @@ class RedisControlBus:
             logger.warning("ignored a malformed control message")
             return
         if not isinstance(message, dict):
+            return
+        if message.get("op") == "probe":
+            waiting = self._probes.pop(str(message.get("nonce")), None)
+            if waiting is not None:
+                waiting.set()
             return
         for handler in self._handlers:
             try:

@@ -19,6 +19,8 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     NOT_YOUR_TURN = "NOT_YOUR_TURN"
     ROOM_LIMIT = "ROOM_LIMIT"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
     RATE_LIMITED = "RATE_LIMITED"
     UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
@@ -37,7 +39,11 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.NOT_FOUND: "The game (or other resource) named in the payload does not exist.",
     ErrorCode.NOT_YOUR_TURN: "A game move by a player whose turn it is not.",
     ErrorCode.ROOM_LIMIT: "The socket is already in MAX_ROOMS_PER_SOCKET rooms.",
-    ErrorCode.RATE_LIMITED: "The socket sent events faster than EVENT_RATE (burst EVENT_BURST).",
+    ErrorCode.RATE_LIMITED: "The socket sent events faster than EVENT_RATE (burst EVENT_BURST); after "
+    "RATE_LIMIT_DISCONNECT refused events in a row the socket is disconnected.",
+    ErrorCode.PAYLOAD_TOO_LARGE: "The event's arguments serialize to more than MAX_PAYLOAD_BYTES.",
+    ErrorCode.TOO_MANY_CONNECTIONS: "The user already has MAX_CONNECTIONS_PER_USER live sockets in the cluster "
+    "(handshake refusal).",
     ErrorCode.UNAVAILABLE: "A backing service (Redis) did not answer; retry later.",
     ErrorCode.INTERNAL: "An unexpected server error; it is logged with the event name.",
 }

@@ -5,14 +5,17 @@ import logging
 from typing import Any
 
 import gevent
+import gevent.pool
 
 from realtime.broadcaster import Outgoing
+from realtime.probes import QueueProbe
 from realtime.socket_state import LocalSocket, ReleaseInfo
 
 logger = logging.getLogger(__name__)
 
 REAP_BATCH = 500
 NAMESPACE = "/"
+DRAIN_CONCURRENCY = 200
 
 
 class Lifecycle:
@@ -24,6 +27,10 @@ class Lifecycle:
         self._started = False
         self._heartbeat: gevent.Greenlet | None = None
         services.bus.subscribe(self.on_control)
+        self._probe = QueueProbe(socketio, services.queue)
+        self._prober: gevent.Greenlet | None = None
+        #: Latest probe results: None = nothing to probe, True = heard, False = missed.
+        self.probe_results: dict[str, bool | None] = {"queue": None, "control": None}
 
     def ensure_started(self) -> None:
         """Start the control listener and, with Redis, the heartbeat loop."""
@@ -38,13 +45,44 @@ class Lifecycle:
         self._services.bus.start()
         if self._services.redis is not None:
             self._heartbeat = gevent.spawn(self._heartbeat_forever)
+            self._prober = gevent.spawn(self._probe_forever)
 
     def stop(self) -> None:
         """Stop the heartbeat and the control listener (tests, shutdown)."""
-        if self._heartbeat is not None:
-            self._heartbeat.kill(block=False)
-            self._heartbeat = None
+        for greenlet in (self._heartbeat, self._prober):
+            if greenlet is not None:
+                greenlet.kill(block=False)
+        self._heartbeat = self._prober = None
         self._services.bus.stop()
+
+    def drain(self, timeout: float) -> int:
+        """Graceful shutdown: close every local transport so clients reconnect (elsewhere) and recover.
+
+        Engine.IO-level closes: the client sees ``transport close`` and reconnects by itself (a Socket.IO
+        DISCONNECT would be ``io server disconnect``, which it does not retry). Each disconnect keeps a
+        recovery record while ``draining`` is set. Returns how many sockets were closed.
+        """
+        services = self._services
+        services.draining = True
+        server = self._socketio.server
+        sids = [sid for sid, _ in services.connections.items()]
+        logger.info("draining %d socket(s) before shutdown", len(sids))
+        pool = gevent.pool.Pool(DRAIN_CONCURRENCY)
+        for sid in sids:
+            eio_sid = server.manager.eio_sid_from_sid(sid, NAMESPACE)
+            if eio_sid is not None:
+                pool.spawn(self._close_transport, server, eio_sid)
+        if not pool.join(timeout=timeout):
+            logger.warning("drain timed out after %.1fs with %d close(s) pending", timeout, len(pool))
+        self.stop()
+        return len(sids)
+
+    @staticmethod
+    def _close_transport(server: Any, eio_sid: str) -> None:
+        try:
+            server.eio.disconnect(eio_sid)
+        except Exception:
+            logger.exception("closing a transport during drain failed")
 
     def on_control(self, message: dict[str, Any]) -> None:
         """Handle a cluster command; today: log out every local socket of some sessions."""
@@ -97,6 +135,22 @@ class Lifecycle:
                 left = sorted(set(sock.rooms) - services.rooms.rooms_of(sock.sid))
                 if left:
                     services.rooms.unindex(sock.sid, sock.user_id, left)
+
+    def probe(self) -> dict[str, bool | None]:
+        """Probe both pub/sub listeners now (each waits up to half the probe interval)."""
+        timeout = max(0.5, self._services.settings.probe_interval / 2)
+        for name, run in (("queue", self._probe.run), ("control", self._services.bus.probe)):
+            try:
+                self.probe_results[name] = run(timeout)
+            except Exception:
+                logger.warning("%s probe could not be published", name, exc_info=True)
+                self.probe_results[name] = False
+        return dict(self.probe_results)
+
+    def _probe_forever(self) -> None:
+        while True:
+            gevent.sleep(self._services.settings.probe_interval)
+            self.probe()
 
     def _heartbeat_forever(self) -> None:
         interval = max(0.2, self._services.settings.presence_ttl / 3)

@@ -13,21 +13,29 @@ class RateLimiter:
         self._burst = float(burst)
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._strikes: dict[str, int] = {}
 
     def allow(self, key: str) -> bool:
-        """Take one token for ``key``; False when its bucket is empty."""
+        """Take one token for ``key``; False when its bucket is empty (a strike)."""
         now = self._clock()
         tokens, stamp = self._buckets.get(key, (self._burst, now))
         tokens = min(self._burst, tokens + (now - stamp) * self._rate)
         if tokens < 1.0:
             self._buckets[key] = (tokens, now)
+            self._strikes[key] = self._strikes.get(key, 0) + 1
             return False
         self._buckets[key] = (tokens - 1.0, now)
+        self._strikes.pop(key, None)
         return True
+
+    def strikes(self, key: str) -> int:
+        """Refusals in a row for ``key`` (sustained abuse)."""
+        return self._strikes.get(key, 0)
 
     def forget(self, key: str) -> None:
         """Drop the bucket of a closed socket."""
         self._buckets.pop(key, None)
+        self._strikes.pop(key, None)
 
 
 class Throttle:

@@ -98,6 +98,15 @@ class Keys:
         """LIST of the last moves, each the JSON text it was stored as."""
         return f"{self.prefix}game-moves:{game_id}"
 
+    # Connection-state recovery.
+    def recovery_stream(self, namespace: str) -> str:
+        """STREAM of broadcast packets with offsets, for one Socket.IO namespace."""
+        return f"{self.prefix}recovery-stream:{namespace}"
+
+    def recovery_session(self, pid: str) -> str:
+        """JSON record of a disconnected socket, kept for RECOVERY_WINDOW."""
+        return f"{self.prefix}recovery:{pid}"
+
     # Cluster control channel.
     @property
     def control_channel(self) -> str:

@@ -18,6 +18,7 @@ from realtime.lua_scripts import ScriptSet
 from realtime.lifecycle import Lifecycle
 from realtime.notification_store import MemoryNotificationStore, RedisNotificationStore
 from realtime.rate_limit import RateLimiter, Throttle
+from realtime.recovery import MemoryRecoveryStore, RedisRecoveryStore
 from realtime.redis_client import connect_redis
 from realtime.redis_keys import Keys
 from realtime.room_store import MemoryRoomStore, RedisRoomStore
@@ -59,7 +60,20 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
         room_store: Any = RedisRoomStore(client, keys, scripts)
         notifications: Any = RedisNotificationStore(client, keys, scripts, settings.notifications_max)
         bus: Any = RedisControlBus(client, keys.control_channel)
-        state: Any = RedisSocketState(client, keys, scripts, settings.presence_ttl, time.time)
+        state: Any = RedisSocketState(
+            client,
+            keys,
+            scripts,
+            settings.presence_ttl,
+            time.time,
+            max_sockets_per_user=settings.max_connections_per_user,
+            replay_cap=settings.recovery_max_packets,
+        )
+        recovery: Any = (
+            RedisRecoveryStore(client, keys, scripts, settings.recovery_window, settings.recovery_max_packets)
+            if settings.recovery_window > 0
+            else None
+        )
         chat: Any = RedisChatStore(
             client, keys, scripts, settings.chat_history_max, settings.notifications_max, time.time
         )
@@ -76,7 +90,23 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
                 sessions.revoke(session_id)
             bus.publish({"op": "logout", "sessions": session_ids, "reason": "duplicate_login"})
 
-        state = MemorySocketState(room_store, evict, notifications.unread_count, time.time)
+        recovery = (
+            MemoryRecoveryStore(
+                settings.recovery_window,
+                settings.recovery_max_packets,
+                lambda session_id, user_id: sessions.check(session_id, user_id, want_profile=True),
+            )
+            if settings.recovery_window > 0
+            else None
+        )
+        state = MemorySocketState(
+            room_store,
+            evict,
+            notifications.unread_count,
+            time.time,
+            max_sockets_per_user=settings.max_connections_per_user,
+            since=recovery.since if recovery is not None else (lambda offset: []),
+        )
         chat = MemoryChatStore(
             settings.chat_history_max, notifications, lambda user: state.presence([user])[0].is_online
         )
@@ -90,6 +120,7 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
     services = Services(
         settings=settings,
         redis=client,
+        queue=queue,
         scripts=scripts,
         keys=keys,
         tokens=tokens,
@@ -102,7 +133,14 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
         state=state,
         bus=bus,
         catalog=catalog,
-        broadcaster=Broadcaster(socketio, catalog, queue),
+        broadcaster=Broadcaster(
+            socketio,
+            catalog,
+            queue,
+            recovery=recovery,
+            publish_with_log=queue is not None and queue is client,
+        ),
+        recovery=recovery,
         chat=chat,
         notifications=notifications,
         games=games,

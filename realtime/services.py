@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from realtime.game_store import GameStore
     from realtime.lifecycle import Lifecycle
     from realtime.notification_store import NotificationStore
+    from realtime.recovery import RecoveryStore
     from realtime.socket_state import SocketState
     from realtime.sockets.catalog import EventCatalog
 
@@ -38,6 +39,7 @@ class Services:
 
     settings: Settings
     redis: redis.Redis | None
+    queue: redis.Redis | None
     scripts: ScriptSet | None
     keys: Keys
     tokens: TokenService
@@ -54,8 +56,11 @@ class Services:
     chat: ChatStore
     notifications: NotificationStore
     games: GameStore
+    recovery: RecoveryStore | None = None
     push_hooks: list[PushHook] = field(default_factory=list)
     lifecycle: Lifecycle | None = None
+    #: Set on SIGTERM: every disconnect then keeps a recovery record.
+    draining: bool = False
 
     def register_push_hook(self, hook: PushHook) -> None:
         """Receive offline users' notifications (chat messages, API notifications) for a push service."""

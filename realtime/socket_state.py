@@ -7,13 +7,16 @@ within ``PRESENCE_TTL``. Every lifecycle step is one Lua script: one round trip,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import redis
 
+from realtime.errors import ErrorCode, RealtimeError
 from realtime.lua_scripts import ScriptSet
+from realtime.recovery import NAMESPACE, ReplayPacket
 from realtime.redis_keys import Keys
 from realtime.room_store import MemoryRoomStore, RoomCount
 
@@ -25,11 +28,19 @@ def iso(ts: float) -> str:
 
 @dataclass(frozen=True)
 class ConnectInfo:
-    """What registering a socket found out."""
+    """What registering a socket found out (``missed``: packets logged after the replay point)."""
 
     first_socket: bool
     unread_count: int
     evicted_sessions: list[str]
+    missed: list[ReplayPacket] = field(default_factory=list)
+
+
+def too_many_connections(limit: int) -> RealtimeError:
+    """The refusal when a user already has ``limit`` live sockets."""
+    return RealtimeError(
+        ErrorCode.TOO_MANY_CONNECTIONS, f"This user already has {limit} live connections; close one first."
+    )
 
 
 @dataclass(frozen=True)
@@ -71,9 +82,19 @@ class SocketState(Protocol):
     """Where live sockets, presence and the room index of connected sockets live."""
 
     def connect(
-        self, sid: str, user_id: str, session_id: str, rooms: Sequence[str], single_session: bool
+        self,
+        sid: str,
+        user_id: str,
+        session_id: str,
+        rooms: Sequence[str],
+        single_session: bool,
+        replay_after: str | None = None,
     ) -> ConnectInfo:
-        """Register a socket with its default rooms; evict the user's other live sessions if asked."""
+        """Register a socket with its rooms; evict the user's other live sessions if asked; with
+        ``replay_after``, also return the broadcast packets logged after that offset.
+
+        :raises RealtimeError: ``TOO_MANY_CONNECTIONS`` past MAX_CONNECTIONS_PER_USER.
+        """
 
     def release(self, sids: Sequence[str]) -> list[ReleaseInfo]:
         """Forget disconnected sockets."""
@@ -101,8 +122,12 @@ class RedisSocketState:
         scripts: ScriptSet,
         ttl: float,
         clock: Callable[[], float],
+        max_sockets_per_user: int,
+        replay_cap: int,
         refresh_chunk: int = 500,
     ) -> None:
+        self._max_sockets = max_sockets_per_user
+        self._replay_cap = replay_cap
         self._redis = client
         self._keys = keys
         self._ttl = ttl
@@ -113,16 +138,35 @@ class RedisSocketState:
         self._refresh = scripts.load("refresh", "room_fn")
 
     def connect(
-        self, sid: str, user_id: str, session_id: str, rooms: Sequence[str], single_session: bool
+        self,
+        sid: str,
+        user_id: str,
+        session_id: str,
+        rooms: Sequence[str],
+        single_session: bool,
+        replay_after: str | None = None,
     ) -> ConnectInfo:
         now = self._clock()
-        first, unread, evicted = self._connect(
+        reply = self._connect(
             args=[
                 self._keys.prefix, sid, user_id, session_id, now + self._ttl, now, iso(now),
-                "1" if single_session else "0", self._keys.control_channel, *rooms,
+                "1" if single_session else "0", self._keys.control_channel, self._max_sockets,
+                self._keys.recovery_stream(NAMESPACE) if replay_after else "", replay_after or "0-0",
+                self._replay_cap, *rooms,
             ]
         )
-        return ConnectInfo(first_socket=bool(first), unread_count=int(unread), evicted_sessions=list(evicted))
+        if reply[0] == -1:
+            raise too_many_connections(self._max_sockets)
+        first, unread, evicted, missed = reply
+        return ConnectInfo(
+            first_socket=bool(first),
+            unread_count=int(unread),
+            evicted_sessions=list(evicted),
+            missed=[
+                ReplayPacket(offset=r[0], event=r[1], room=r[2], skip_sid=r[3] or None, payload=json.loads(r[4]))
+                for r in missed
+            ],
+        )
 
     def release(self, sids: Sequence[str]) -> list[ReleaseInfo]:
         if not sids:
@@ -192,7 +236,11 @@ class MemorySocketState:
         evict: Callable[[list[str]], None],
         unread_count: Callable[[str], int],
         clock: Callable[[], float],
+        max_sockets_per_user: int,
+        since: Callable[[str], list[ReplayPacket]],
     ) -> None:
+        self._max_sockets = max_sockets_per_user
+        self._since = since
         self._rooms = rooms
         self._evict = evict
         self._unread_count = unread_count
@@ -202,10 +250,21 @@ class MemorySocketState:
         self._presence: dict[str, tuple[str, str]] = {}
 
     def connect(
-        self, sid: str, user_id: str, session_id: str, rooms: Sequence[str], single_session: bool
+        self,
+        sid: str,
+        user_id: str,
+        session_id: str,
+        rooms: Sequence[str],
+        single_session: bool,
+        replay_after: str | None = None,
     ) -> ConnectInfo:
         live = self._by_user.setdefault(user_id, set())
         others = sorted({self._sockets[other][1] for other in live if self._sockets[other][1] != session_id})
+        kept = [s for s in live if not single_session or self._sockets[s][1] == session_id]
+        if len(kept) >= self._max_sockets:
+            if not live:
+                self._by_user.pop(user_id, None)
+            raise too_many_connections(self._max_sockets)
         first = not live
         live.add(sid)
         self._sockets[sid] = (user_id, session_id)
@@ -215,7 +274,12 @@ class MemorySocketState:
         evicted = others if single_session else []
         if evicted:
             self._evict(evicted)
-        return ConnectInfo(first_socket=first, unread_count=self._unread_count(user_id), evicted_sessions=evicted)
+        return ConnectInfo(
+            first_socket=first,
+            unread_count=self._unread_count(user_id),
+            evicted_sessions=evicted,
+            missed=self._since(replay_after) if replay_after else [],
+        )
 
     def release(self, sids: Sequence[str]) -> list[ReleaseInfo]:
         infos = []

@@ -33,6 +33,7 @@ USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "iv
 SETTLE = 0.5
 CREATED_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 MESSAGE_ID = re.compile(r"^\d{13,}-\d+$")
+OFFSET = re.compile(r"^\d{13,}-\d+$")
 MESSAGE_KEYS = {"id", "roomId", "senderId", "sender", "content", "type", "mediaUrl", "clientId", "createdAt"}
 KEY_PREFIX = DEFAULTS["KEY_PREFIX"]
 
@@ -142,7 +143,7 @@ class Sock:
         return self.nodes.events(self.id, event)
 
     def payloads(self, event: str) -> list[Any]:
-        return [m["args"][0] if len(m["args"]) == 1 else m["args"] for m in self.events(event)]
+        return [m["args"][0] for m in self.events(event)]
 
     def wait_event(self, event: str, since: int = 0, timeout: float = 5.0) -> Message:
         return self.nodes.wait_event(self.id, event, timeout=timeout, since=since)
@@ -257,7 +258,8 @@ def wait_message(sock: Sock, message_id: str, since: int = 0, timeout: float = 5
         timeout=timeout,
         since=since,
     )
-    assert len(message["args"]) == 1, message
+    # A broadcast carries its recovery offset as the last argument (connection-state recovery).
+    assert len(message["args"]) == 2 and OFFSET.fullmatch(message["args"][1]), message
     payload: dict[str, Any] = message["args"][0]
     return payload
 
@@ -496,7 +498,9 @@ def test_health_and_readiness_probes(cluster: Cluster, server: str) -> None:
     assert health.json() == {"status": "ok"}
     ready = requests.get(f"{url}/readyz", timeout=5, headers=headers)
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "redis": "ok"}
+    body = ready.json()
+    assert (body["status"], body["redis"], body["failedPublishes"]) == ("ready", "ok", 0)
+    assert set(body["probes"].values()) <= {"ok", "not probed"}
 
 
 # -- 8: error envelope and error event ----------------------------------------------------------------------

@@ -8,8 +8,8 @@ from typing import Any
 
 import redis
 
-from realtime.auth.sessions import Profile, ProfileCache, SessionStore
-from realtime.auth.tokens import TokenService
+from realtime.auth.sessions import Profile, ProfileCache, SessionCheck, SessionStore
+from realtime.auth.tokens import Claims, TokenService
 from realtime.errors import ErrorCode, RealtimeError
 
 logger = logging.getLogger(__name__)
@@ -63,12 +63,23 @@ class Authenticator:
         if len(token) > MAX_TOKEN_LENGTH:
             raise RealtimeError(ErrorCode.INVALID_TOKEN, "The token is too long.")
         claims = self._tokens.verify(token)
-        cached = self._profiles.get(claims.user_id)
+        cached = self.cached_profile(claims.user_id)
         try:
             check = self._sessions.check(claims.session_id, claims.user_id, want_profile=cached is None)
         except redis.RedisError:
             logger.warning("session store unreachable during handshake", exc_info=True)
             raise RealtimeError(ErrorCode.UNAVAILABLE, "The session store is unreachable; retry shortly.") from None
+        return self.identity_for(claims, check, cached)
+
+    def cached_profile(self, user_id: str) -> Profile | None:
+        """The in-process cached profile, if fresh."""
+        return self._profiles.get(user_id)
+
+    def identity_for(self, claims: Claims, check: SessionCheck, cached: Profile | None) -> Identity:
+        """The identity once the session was checked (here, or by the recovery store in the same round trip).
+
+        :raises RealtimeError: ``SESSION_REVOKED``.
+        """
         if not check.valid:
             raise RealtimeError(ErrorCode.SESSION_REVOKED, "The session is unknown or revoked; log in again.")
         profile = cached or check.profile or Profile(id=claims.user_id, username=claims.user_id)

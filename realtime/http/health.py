@@ -22,13 +22,27 @@ def healthz() -> ResponseReturnValue:
 
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    """Ready to take sockets: Redis answers when configured."""
-    client = current_services().redis
+    """Ready to take sockets: Redis answers and this worker's pub/sub listeners heard their last probe."""
+    services = current_services()
+    if services.draining:
+        return jsonify(status="draining"), 503
+    client = services.redis
     if client is None:
         return jsonify(status="ready", redis="not configured")
+    probes = services.lifecycle.probe_results if services.lifecycle else {}
+    details = {
+        "probes": {name: _probe_word(result) for name, result in probes.items()},
+        "failedPublishes": services.broadcaster.failed_publishes,
+    }
     try:
         client.ping()
     except redis.RedisError as exc:
         logger.warning("readiness: redis unreachable (%s)", type(exc).__name__)
-        return jsonify(status="unavailable", redis="unreachable"), 503
-    return jsonify(status="ready", redis="ok")
+        return jsonify(status="unavailable", redis="unreachable", **details), 503
+    if any(result is False for result in probes.values()):
+        return jsonify(status="unavailable", redis="ok", **details), 503
+    return jsonify(status="ready", redis="ok", **details)
+
+
+def _probe_word(result: bool | None) -> str:
+    return {None: "not probed", True: "ok", False: "missed"}[result]

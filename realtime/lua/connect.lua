@@ -1,29 +1,39 @@
--- Register a socket: liveness, owner, default rooms, presence; evict other live sessions of the user.
--- ARGV: prefix, sid, user, session, expiry, now, now_iso, single_session (0|1), control_channel, rooms...
--- Returns {first_socket (0|1), unread_count, {evicted session ids...}}
+-- Register a socket: liveness, owner, rooms, presence; evict other live sessions of the user; enforce the
+-- per-user socket cap; for a recovered socket, read what was logged after its replay point.
+-- ARGV: prefix, sid, user, session, expiry, now, now_iso, single_session (0|1), control_channel,
+--       max_sockets, recovery_stream ('' = none), replay_after, replay_cap, rooms...
+-- Returns {first_socket (0|1), unread_count, {evicted session ids...}, {{id, event, room, skip, data}...}}
+--   or {-1} when the user already has max_sockets live sockets.
 local prefix, sid, user, session = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local expiry, now, now_iso = ARGV[5], ARGV[6], ARGV[7]
-local single, channel = ARGV[8], ARGV[9]
+local single, channel, max_sockets = ARGV[8], ARGV[9], tonumber(ARGV[10])
+local stream, replay_after, replay_cap = ARGV[11], ARGV[12], tonumber(ARGV[13])
 
 local user_sockets = prefix .. 'user-sockets:' .. user
 redis.call('ZREMRANGEBYSCORE', user_sockets, '-inf', now)
 local live = redis.call('ZRANGE', user_sockets, 0, -1)
 
-local others, seen = {}, {}
+local others, seen, kept = {}, {}, 0
 for _, other in ipairs(live) do
   if other ~= sid then
     local other_session = redis.call('HGET', prefix .. 'socket:' .. other, 'session')
-    if other_session and other_session ~= session and not seen[other_session] then
-      seen[other_session] = true
-      table.insert(others, other_session)
+    if other_session and other_session ~= session then
+      if not seen[other_session] then
+        seen[other_session] = true
+        table.insert(others, other_session)
+      end
+      if single ~= '1' then kept = kept + 1 end
+    else
+      kept = kept + 1
     end
   end
 end
+if kept >= max_sockets then return {-1} end
 
 redis.call('ZADD', prefix .. 'sockets', expiry, sid)
 redis.call('HSET', prefix .. 'socket:' .. sid, 'user', user, 'session', session)
 redis.call('ZADD', user_sockets, expiry, sid)
-for i = 10, #ARGV do room_add(prefix, sid, user, ARGV[i]) end
+for i = 14, #ARGV do room_add(prefix, sid, user, ARGV[i]) end
 
 local first = 0
 if #live == 0 then
@@ -40,5 +50,14 @@ if single == '1' and #others > 0 then
   redis.call('PUBLISH', channel, cjson.encode({op = 'logout', sessions = evicted, reason = 'duplicate_login'}))
 end
 
+local missed = {}
+if stream ~= '' then
+  for _, entry in ipairs(redis.call('XRANGE', stream, '(' .. replay_after, '+', 'COUNT', replay_cap)) do
+    local f = {}
+    for j = 1, #entry[2], 2 do f[entry[2][j]] = entry[2][j + 1] end
+    table.insert(missed, {entry[1], f.e, f.r, f.s, f.d})
+  end
+end
+
 local unread = redis.call('SCARD', prefix .. 'notifications-unread:' .. user)
-return {first, unread, evicted}
+return {first, unread, evicted, missed}

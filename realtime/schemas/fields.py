@@ -26,6 +26,30 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+#: Keys that mean something to JavaScript objects; never accepted in free-form data.
+FORBIDDEN_KEYS = frozenset({"__proto__", "constructor", "prototype"})
+MAX_DATA_DEPTH = 5
+MAX_DATA_KEYS = 64
+
+
+def validate_plain_data(value: Any, depth: int = 0) -> None:
+    """Free-form JSON objects: no prototype keys, bounded depth and width."""
+    if depth > MAX_DATA_DEPTH:
+        raise ValidationError(f"Nested more than {MAX_DATA_DEPTH} levels.")
+    if isinstance(value, dict):
+        if len(value) > MAX_DATA_KEYS:
+            raise ValidationError(f"More than {MAX_DATA_KEYS} keys.")
+        for key, item in value.items():
+            if key in FORBIDDEN_KEYS:
+                raise ValidationError(f"Key {key!r} is not allowed.")
+            validate_plain_data(item, depth + 1)
+    elif isinstance(value, list):
+        if len(value) > MAX_DATA_KEYS:
+            raise ValidationError(f"More than {MAX_DATA_KEYS} items.")
+        for item in value:
+            validate_plain_data(item, depth + 1)
+
+
 class Identifier(fields.String):
     """An id of 1-64 ``A-Z a-z 0-9 _ -``; documented with its pattern (validated without regex ``$`` pitfalls)."""
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from realtime.schemas.fields import Identifier
+from realtime.schemas.fields import FORBIDDEN_KEYS, Identifier
 
 MAX_MOVE_KEYS = 16
 #: Larger integers lose precision in JavaScript clients.
@@ -21,6 +21,8 @@ def validate_move(move: dict[str, Any]) -> None:
     for key, value in move.items():
         if not isinstance(key, str) or not 0 < len(key) <= 32:
             raise ValidationError("Move keys are 1-32 characters.")
+        if key in FORBIDDEN_KEYS:
+            raise ValidationError(f"Key {key!r} is not allowed.")
         if isinstance(value, bool):
             continue
         if isinstance(value, int) and abs(value) <= MAX_SAFE_INTEGER:

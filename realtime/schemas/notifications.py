@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from realtime.schemas.fields import StrictBoolean
+from realtime.schemas.fields import StrictBoolean, validate_plain_data
 
 MAX_MARK = 100
 LEVELS = ("info", "warning", "critical")
@@ -15,7 +15,13 @@ class NotificationContentSchema(Schema):
     type = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={"example": "mention"})
     title = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata={"example": "New mention"})
     body = fields.String(load_default="", validate=validate.Length(max=2000), metadata={"example": "bob mentioned you"})
-    data = fields.Dict(keys=fields.String(), load_default=None, allow_none=True, metadata={"example": {"roomId": "lobby"}})
+    data = fields.Dict(
+        keys=fields.String(),
+        load_default=None,
+        allow_none=True,
+        validate=validate_plain_data,
+        metadata={"example": {"roomId": "lobby"}},
+    )
 
 
 class NotificationOutSchema(NotificationContentSchema):

@@ -6,13 +6,20 @@ from typing import Any
 
 import redis
 from flask import request
-from flask_socketio import ConnectionRefusedError, SocketIO
+from flask_socketio import ConnectionRefusedError
+from flask_socketio import SocketIO as FlaskSocketIO
 
 from realtime.auth.handshake import extract_token
 from realtime.errors import ErrorCode, RealtimeError
+from realtime.extensions import socketio
+from realtime.recovery import new_pid
 from realtime.schemas.session import ErrorEventOutSchema, ForceLogoutOutSchema
 from realtime.services import current_services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
+from realtime.sockets.recovery_flow import ConnectPlan, remember, resume
+from realtime.sockets.server import RealtimeServer
+
+NAMESPACE = "/"
 
 logger = logging.getLogger(__name__)
 
@@ -37,27 +44,37 @@ session.emits(
 )
 
 
-def register_connection_handlers(socketio: SocketIO) -> None:
-    """Attach ``connect`` and ``disconnect`` handlers to ``socketio``."""
-    socketio.on("connect")(on_connect)
-    socketio.on("disconnect")(on_disconnect)
+def register_connection_handlers(extension: FlaskSocketIO) -> None:
+    """Attach ``connect`` and ``disconnect`` handlers to ``extension``."""
+    extension.on("connect")(on_connect)
+    extension.on("disconnect")(on_disconnect)
 
 
 def on_connect(auth: Any = None) -> None:
     """Authenticate and register the socket; refusals reach the client as ``connect_error`` ``{code, message}``.
 
-    Round trips: session check (1), registration with rooms, presence and eviction (1), hooks' broadcasts (≤1).
+    Round trips: session check (1; for a reconnect with a ``pid`` it also claims the recovery record),
+    registration with rooms, presence and eviction (1), hooks' broadcasts (≤1).
     """
     services = current_services()
     services.lifecycle.ensure_started()
     sid = request.sid
-    token = extract_token(auth, request.headers, request.args)
+    server: RealtimeServer = socketio.server
+    plan: ConnectPlan | None = server.connect_plans.get(server.manager.eio_sid_from_sid(sid, NAMESPACE))
+    single = services.settings.session_policy == "single"
     try:
-        identity = services.authenticator.authenticate(token)
-        rooms = services.rooms.default_rooms_for(identity.user_id)
-        info = services.state.connect(
-            sid, identity.user_id, identity.session_id, rooms, services.settings.session_policy == "single"
-        )
+        if plan is not None:
+            identity = plan.identity
+        else:
+            identity = services.authenticator.authenticate(extract_token(auth, request.headers, request.args))
+        if plan is not None and plan.recovered:
+            pid = plan.restore.record.pid  # type: ignore[union-attr]
+            info = resume(services, server, sid, plan, single)
+        else:
+            pid = new_pid() if services.recovery is not None else ""
+            rooms = services.rooms.default_rooms_for(identity.user_id)
+            info = services.state.connect(sid, identity.user_id, identity.session_id, rooms, single)
+            services.rooms.enter_local(sid, rooms)
     except RealtimeError as err:
         logger.info("handshake refused: %s", err.code.value)
         raise ConnectionRefusedError(err.message, err.to_dict()) from None
@@ -65,8 +82,9 @@ def on_connect(auth: Any = None) -> None:
         logger.warning("redis unavailable during connect", exc_info=True)
         error = RealtimeError(ErrorCode.UNAVAILABLE, "A backing service is unavailable; retry shortly.")
         raise ConnectionRefusedError(error.message, error.to_dict()) from None
-    services.rooms.enter_local(sid, rooms)
-    services.connections.add(sid, identity)
+    if pid:
+        server.pids[sid] = pid
+    services.connections.add(sid, identity, pid)
     ctx = EventContext(
         sid=sid, user_id=identity.user_id, session_id=identity.session_id, profile=identity.profile, services=services
     )
@@ -81,13 +99,19 @@ def on_connect(auth: Any = None) -> None:
 
 
 def on_disconnect(reason: Any = None) -> None:
-    """Release the socket cluster-wide and broadcast what its absence changes (2 round trips)."""
+    """Keep a recovery record if the client will be back, release the socket cluster-wide, broadcast what
+    its absence changes (3 round trips at most)."""
     services = current_services()
     sid = request.sid
     services.limiter.forget(sid)
     services.typing.forget(sid)
-    if services.connections.remove(sid) is None:
+    socketio.server.pids.pop(sid, None)
+    removed = services.connections.remove(sid)
+    if removed is None:
         return
+    identity, pid = removed
+    if pid:
+        remember(services, sid, identity, pid, services.rooms.rooms_of(sid), str(reason))
     try:
         infos = services.state.release([sid])
         services.broadcaster.emit_many(services.lifecycle.outgoing_for(infos))

@@ -1,6 +1,7 @@
 """Run a handler behind validation, rate limiting and the one ack envelope."""
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -10,8 +11,9 @@ from flask_socketio import SocketIO
 from marshmallow import ValidationError
 
 from realtime.errors import ErrorCode, RealtimeError, failure, ok
+from realtime.extensions import socketio
 from realtime.services import current_services
-from realtime.sockets.acks import ack_requested
+from realtime.sockets.server import ack_requested
 from realtime.sockets.blueprint import EventContext, EventHandler
 from realtime.sockets.catalog import EventCatalog
 
@@ -52,7 +54,10 @@ def run_handler(handler: EventHandler, args: tuple[Any, ...]) -> dict[str, Any]:
     try:
         identity = services.connections.get(sid)
         if not services.limiter.allow(sid):
+            if services.limiter.strikes(sid) >= services.settings.rate_limit_disconnect:
+                _disconnect_abuser(sid)
             raise RealtimeError(ErrorCode.RATE_LIMITED, "Too many events; slow down.")
+        _check_size(args, services.settings.max_payload_bytes)
         data = _validate(handler, args)
         ctx = EventContext(
             sid=sid,
@@ -71,6 +76,29 @@ def run_handler(handler: EventHandler, args: tuple[Any, ...]) -> dict[str, Any]:
     except Exception:
         logger.exception("handler for %s failed", handler.event)
         return failure(RealtimeError(ErrorCode.INTERNAL, "Internal error; it has been logged."))
+
+
+def _check_size(args: tuple[Any, ...], limit: int) -> None:
+    try:
+        size = len(json.dumps(args, separators=(",", ":"), default=repr))
+    except (RecursionError, ValueError):
+        raise RealtimeError(ErrorCode.VALIDATION_ERROR, "The payload is nested too deeply.") from None
+    if size > limit:
+        raise RealtimeError(
+            ErrorCode.PAYLOAD_TOO_LARGE, f"The payload is {size} bytes; the limit is {limit} (MAX_PAYLOAD_BYTES)."
+        )
+
+
+def _disconnect_abuser(sid: str) -> None:
+    """Sustained flooding: say why, then end the session (the client does not reconnect by itself)."""
+    logger.warning("disconnecting a socket after sustained rate limiting", extra={"sid": sid})
+    services = current_services()
+    services.broadcaster.emit_local(
+        sid,
+        "error",
+        {"code": ErrorCode.RATE_LIMITED.value, "message": "Disconnected after sustained flooding.", "event": "*"},
+    )
+    socketio.server.start_background_task(socketio.server.disconnect, sid, namespace="/")
 
 
 def _validate(handler: EventHandler, args: tuple[Any, ...]) -> Any:
