@@ -36,7 +36,7 @@ class Outgoing:
     skip_sid: str | None = None
 
 
-def _envelope_halves(event: str, payload_json: str, room: str, skip_sid: str | None, host_id: str) -> tuple[str, str]:
+def envelope_halves(event: str, payload_json: str, room: str, skip_sid: str | None, host_id: str) -> tuple[str, str]:
     """The queue message as JSON text before and after the offset string."""
     head = f'{{"method":"emit","event":{json.dumps(event)},"data":[{payload_json},"'
     tail = (
@@ -89,7 +89,7 @@ class Broadcaster:
         packets = []
         for message, payload in shaped:
             payload_json = json.dumps(payload, separators=(",", ":"), allow_nan=False)
-            head, tail = _envelope_halves(message.event, payload_json, message.to, message.skip_sid, host_id)
+            head, tail = envelope_halves(message.event, payload_json, message.to, message.skip_sid, host_id)
             packets.append(LoggedPacket(message.event, message.to, message.skip_sid, payload_json, head, tail))
         channel = manager.channel if queued and self._publish_with_log else None
         offsets = self._retrying(lambda: self._recovery.append(packets, channel), len(packets))

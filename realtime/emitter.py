@@ -6,17 +6,20 @@ and writes to the same message queue the servers listen on; ``notify`` also stor
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import socketio
 
+from realtime.broadcaster import envelope_halves
 from realtime.config import DEFAULTS
 from realtime.errors import ErrorCode, RealtimeError
 from realtime.features import BLUEPRINTS
 from realtime.features.notifications import new_notification
 from realtime.lua_scripts import ScriptSet
 from realtime.notification_store import RedisNotificationStore
+from realtime.recovery import LoggedPacket, RedisRecoveryStore
 from realtime.redis_client import connect_redis
 from realtime.redis_keys import Keys
 from realtime.rooms import split_room
@@ -33,6 +36,9 @@ class Emitter:
     :param channel: the servers' ``SOCKETIO_CHANNEL``.
     :param key_prefix: the servers' ``KEY_PREFIX`` (for stored notifications).
     :param notifications_max: the servers' ``NOTIFICATIONS_MAX``.
+    :param recovery_window: the servers' ``RECOVERY_WINDOW``: when positive, emits are logged with offsets
+        like the servers' own broadcasts, so reconnecting clients get them replayed.
+    :param recovery_max_packets: the servers' ``RECOVERY_MAX_PACKETS``.
     """
 
     def __init__(
@@ -41,11 +47,21 @@ class Emitter:
         channel: str = str(DEFAULTS["SOCKETIO_CHANNEL"]),
         key_prefix: str = str(DEFAULTS["KEY_PREFIX"]),
         notifications_max: int = int(str(DEFAULTS["NOTIFICATIONS_MAX"])),
+        recovery_window: float = float(str(DEFAULTS["RECOVERY_WINDOW"])),
+        recovery_max_packets: int = int(str(DEFAULTS["RECOVERY_MAX_PACKETS"])),
     ) -> None:
+        self._channel = channel
         self._queue = socketio.RedisManager(redis_url, channel=channel, write_only=True, json=json)
         self._catalog = EventCatalog(BLUEPRINTS)
         client = connect_redis(redis_url)
-        self._notifications = RedisNotificationStore(client, Keys(key_prefix), ScriptSet(client), notifications_max)
+        keys, scripts = Keys(key_prefix), ScriptSet(client)
+        self._notifications = RedisNotificationStore(client, keys, scripts, notifications_max)
+        self._recovery = (
+            RedisRecoveryStore(client, keys, scripts, recovery_window, recovery_max_packets)
+            if recovery_window > 0
+            else None
+        )
+        self._host_id = f"emitter:{uuid.uuid4().hex}"
 
     def emit(self, event: str, data: Any, room: str) -> Any:
         """Validate ``data`` against ``event``'s schema and send it to ``room`` on every server.
@@ -56,7 +72,7 @@ class Emitter:
         """
         split_room(room)
         payload = self._catalog.validate_publish(event, data)
-        self._queue.emit(event, payload, room=room, namespace=NAMESPACE)
+        self._send([(event, payload, room)])
         return payload
 
     def notify(self, user_ids: Sequence[str], content: dict[str, Any]) -> dict[str, Any]:
@@ -72,6 +88,18 @@ class Emitter:
         notification = new_notification(NotificationContentSchema().load(content))
         self._notifications.add(list(user_ids), notification)
         shaped = self._catalog.shape("notification:new", notification)
-        for user_id in user_ids:
-            self._queue.emit("notification:new", shaped, room=f"user:{user_id}", namespace=NAMESPACE)
+        self._send([("notification:new", shaped, f"user:{user_id}") for user_id in user_ids])
         return shaped
+
+    def _send(self, emits: list[tuple[str, Any, str]]) -> None:
+        """Publish to every server: logged with offsets (one round trip) when recovery is on."""
+        if self._recovery is None:
+            for event, payload, room in emits:
+                self._queue.emit(event, payload, room=room, namespace=NAMESPACE)
+            return
+        packets = []
+        for event, payload, room in emits:
+            payload_json = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+            head, tail = envelope_halves(event, payload_json, room, None, self._host_id)
+            packets.append(LoggedPacket(event, room, None, payload_json, head, tail))
+        self._recovery.append(packets, self._channel)

@@ -24,7 +24,10 @@ HANDSHAKE = (
     "header, or a token query parameter. Refusals arrive as connect_error with data {code, message}: "
     "AUTH_REQUIRED, INVALID_TOKEN, TOKEN_EXPIRED, SESSION_REVOKED, UNAVAILABLE. Every client→server event "
     "answers one ack envelope {ok: true, data} or {ok: false, error: {code, message, fields?}}; without an "
-    "ack callback, failures arrive as an error event."
+    "ack callback, failures arrive as an error event. Connection-state recovery: the CONNECT answer carries a "
+    "pid, every broadcast ends with its offset as an extra string argument, and a client reconnecting within "
+    "RECOVERY_WINDOW with {pid, offset} in its auth (socket.io-client >= 4.6 does this by itself) gets its "
+    "session back and every missed broadcast, once and in order."
 )
 
 

@@ -19,6 +19,7 @@ HEADER = """\
 //   socket.emit("chat:join", { roomId: "lobby" }, (ack) => { if (ack.ok) console.log(ack.data.messages); });
 //   socket.timeout(5000).emit("chat:join", { roomId: "lobby" }, (err, ack) => { ... });
 // Every client->server event takes its ack callback: the server answers each one with an envelope.
+// Broadcast events end with their connection-state-recovery offset; socket.io-client tracks it for you.
 """
 IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 
@@ -122,7 +123,7 @@ def build_typescript(registry: EventRegistry) -> str:
             )
         else:
             server.append(description)
-            server.append(f"  {json.dumps(event.name)}: (payload: {payload}) => void;")
+            server.append(f"  {json.dumps(event.name)}: (payload: {payload}, offset?: string) => void;")
     out.append("\n".join(client) + "\n}\n")
     out.append("\n".join(server) + "\n}\n")
     return "\n".join(out)
