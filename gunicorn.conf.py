@@ -48,9 +48,13 @@ def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
     lifecycle = app.extensions["realtime"].lifecycle
     original = worker.handle_exit
 
+    def listeners_closed():  # noqa: ANN202
+        # The gevent worker's listeners are plain (gevent) sockets: closed ones report fileno() == -1.
+        return all(listener.fileno() == -1 for listener in worker.sockets)
+
     def handle_exit(sig, frame):  # noqa: ANN001, ANN202
         original(sig, frame)
-        gevent.spawn(lifecycle.drain, max(1.0, _shutdown_timeout - 2))
+        gevent.spawn(lifecycle.drain, max(1.0, _shutdown_timeout - 2), listeners_closed)
 
     worker.handle_exit = handle_exit
     signal.signal(signal.SIGTERM, handle_exit)

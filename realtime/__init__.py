@@ -38,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from realtime.http import api, health
     from realtime.service_factory import build_services
     from realtime.sockets.server import install
+    from realtime.sockets.transport_guards import install_transport_guards
     from realtime.docs.registry import EventRegistry
     from realtime.sockets.catalog import EventCatalog
     from realtime.sockets.connection import register_connection_handlers
@@ -49,7 +50,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     services = build_services(settings, socketio, catalog)
     app.extensions["realtime"] = services
     _init_socketio(app, settings, socketio)
-    install(socketio.server, app, settings.max_outbound_queue)
+    install(socketio.server, app, settings.max_outbound_queue, settings.max_concurrent_handshakes)
+    install_transport_guards(2 * settings.max_payload_bytes)
     register_connection_handlers(socketio)
     register_handlers(socketio, catalog)
     app.before_request(services.lifecycle.ensure_started)
@@ -68,6 +70,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+def _library_logger(name: str) -> logging.Logger:
+    """A transport library's logger at WARNING, propagating to our handler."""
+    library = logging.getLogger(name)
+    library.setLevel(logging.WARNING)
+    return library
+
+
 def _init_socketio(app: Flask, settings: Settings, socketio: Any) -> None:
     # Flask-SocketIO keeps server_options across init_app calls, so a client manager built for an
     # earlier app (a Redis queue) would leak into this one; each app states its own.
@@ -83,6 +92,8 @@ def _init_socketio(app: Flask, settings: Settings, socketio: Any) -> None:
         ping_timeout=settings.ping_timeout,
         # The transport's hard cap; events between MAX_PAYLOAD_BYTES and this get PAYLOAD_TOO_LARGE.
         max_http_buffer_size=2 * settings.max_payload_bytes,
-        logger=False,
-        engineio_logger=False,
+        # Loggers, not False: with False these libraries add a handler of their own, which prints every
+        # error a second time, outside our format and our redaction.
+        logger=_library_logger("socketio.server"),
+        engineio_logger=_library_logger("engineio.server"),
     )

@@ -97,6 +97,11 @@ class RedisChatStore:
         return AppendResult(id=message_id, duplicate=bool(duplicate), offline_user_ids=list(offline))
 
     def history(self, room_id: str, before: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        if before is not None:
+            ms, _, seq = before.partition("-")
+            before = f"{int(ms)}-{int(seq)}"
+            if before == "0-0":
+                return [], None
         entries = self._redis.xrevrange(
             self._keys.chat_stream(room_id), max=f"({before}" if before else "+", count=limit
         )

@@ -66,6 +66,8 @@ DEFAULTS: dict[str, str | None] = {
     "MAX_OUTBOUND_QUEUE": "1000",
     "RATE_LIMIT_DISCONNECT": "200",
     "PROBE_INTERVAL": "15",
+    "REDIS_MAX_CONNECTIONS": "200",
+    "MAX_CONCURRENT_HANDSHAKES": "64",
     "EVENT_RATE": "20",
     "EVENT_BURST": "40",
     "USER_CACHE_TTL": "60",
@@ -113,6 +115,8 @@ class Settings:
     max_outbound_queue: int
     rate_limit_disconnect: int
     probe_interval: float
+    redis_max_connections: int
+    max_concurrent_handshakes: int
     event_rate: float
     event_burst: int
     user_cache_ttl: float
@@ -279,6 +283,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         max_outbound_queue=_int(raw, "MAX_OUTBOUND_QUEUE", minimum=10),
         rate_limit_disconnect=_int(raw, "RATE_LIMIT_DISCONNECT", minimum=1),
         probe_interval=_float(raw, "PROBE_INTERVAL", minimum=1),
+        redis_max_connections=_int(raw, "REDIS_MAX_CONNECTIONS", minimum=10),
+        max_concurrent_handshakes=_int(raw, "MAX_CONCURRENT_HANDSHAKES", minimum=1),
         event_rate=_float(raw, "EVENT_RATE", minimum=0.1),
         event_burst=_int(raw, "EVENT_BURST", minimum=1),
         user_cache_ttl=_float(raw, "USER_CACHE_TTL", minimum=0),

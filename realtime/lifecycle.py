@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -9,6 +11,7 @@ import gevent.pool
 
 from realtime.broadcaster import Outgoing
 from realtime.probes import QueueProbe
+from realtime.sockets.recovery_flow import record_for, remember
 from realtime.socket_state import LocalSocket, ReleaseInfo
 
 logger = logging.getLogger(__name__)
@@ -16,6 +19,16 @@ logger = logging.getLogger(__name__)
 REAP_BATCH = 500
 NAMESPACE = "/"
 DRAIN_CONCURRENCY = 200
+DRAIN_BATCH = 500
+
+
+def _safely(predicate: Callable[[], bool]) -> bool:
+    """A predicate that raises counts as true: the drain must go on whatever happens."""
+    try:
+        return bool(predicate())
+    except Exception:
+        logger.exception("drain: could not tell whether the server stopped accepting")
+        return True
 
 
 class Lifecycle:
@@ -25,6 +38,7 @@ class Lifecycle:
         self._services = services
         self._socketio = socketio
         self._started = False
+        self._drained: set[str] = set()
         self._heartbeat: gevent.Greenlet | None = None
         services.bus.subscribe(self.on_control)
         self._probe = QueueProbe(socketio, services.queue)
@@ -43,8 +57,10 @@ class Lifecycle:
             except Exception:
                 logger.warning("could not preload Lua scripts; they load on first use", exc_info=True)
         self._services.bus.start()
-        if self._services.redis is not None:
+        if self._services.redis is not None or self._services.recovery is not None:
+            # With Redis: heartbeat and reaper; in memory: the reaper of parked sockets.
             self._heartbeat = gevent.spawn(self._heartbeat_forever)
+        if self._services.redis is not None:
             self._prober = gevent.spawn(self._probe_forever)
 
     def stop(self) -> None:
@@ -55,27 +71,52 @@ class Lifecycle:
         self._heartbeat = self._prober = None
         self._services.bus.stop()
 
-    def drain(self, timeout: float) -> int:
-        """Graceful shutdown: close every local transport so clients reconnect (elsewhere) and recover.
+    def drain(self, timeout: float, listeners_closed: Callable[[], bool] | None = None) -> int:
+        """Graceful shutdown: hand every local socket over to whichever worker it reconnects to.
 
-        Engine.IO-level closes: the client sees ``transport close`` and reconnects by itself (a Socket.IO
-        DISCONNECT would be ``io server disconnect``, which it does not retry). Each disconnect keeps a
-        recovery record while ``draining`` is set. Returns how many sockets were closed.
+        1. ``/readyz`` says draining; wait (≤ 2 s) until the server stops accepting, so clients cannot
+           reconnect into this dying process;
+        2. keep all recovery records and park the sockets, in batches, *before* closing anything: a client
+           may reconnect elsewhere within milliseconds of its transport closing;
+        3. close every transport at the Engine.IO level: the client sees ``transport close`` and reconnects
+           by itself (a Socket.IO DISCONNECT would be ``io server disconnect``, which it does not retry).
+        Returns how many sockets were closed.
         """
         services = self._services
         services.draining = True
+        started = time.monotonic()
+        for greenlet in (self._heartbeat, self._prober):
+            if greenlet is not None:
+                greenlet.kill(block=False)
+        while listeners_closed is not None and not _safely(listeners_closed) and time.monotonic() - started < 2:
+            gevent.sleep(0.05)
         server = self._socketio.server
-        sids = [sid for sid, _ in services.connections.items()]
-        logger.info("draining %d socket(s) before shutdown", len(sids))
+        snapshot = services.connections.items()
+        logger.info("draining %d socket(s) before shutdown", len(snapshot))
+        records = [
+            record_for(sid, identity, server.pids.get(sid, ""), services.rooms.rooms_of(sid))
+            for sid, identity in snapshot
+            if server.pids.get(sid)
+        ]
+        for first in range(0, len(records), DRAIN_BATCH):
+            batch = records[first : first + DRAIN_BATCH]
+            if remember(services, batch):
+                self._drained.update(record.sid for record in batch)
         pool = gevent.pool.Pool(DRAIN_CONCURRENCY)
-        for sid in sids:
+        for sid, _ in snapshot:
             eio_sid = server.manager.eio_sid_from_sid(sid, NAMESPACE)
             if eio_sid is not None:
                 pool.spawn(self._close_transport, server, eio_sid)
-        if not pool.join(timeout=timeout):
-            logger.warning("drain timed out after %.1fs with %d close(s) pending", timeout, len(pool))
+        remaining = max(0.5, timeout - (time.monotonic() - started))
+        if not pool.join(timeout=remaining):
+            logger.warning("drain timed out with %d close(s) pending", len(pool))
         self.stop()
-        return len(sids)
+        logger.info("drained %d socket(s) in %.2fs", len(snapshot), time.monotonic() - started)
+        return len(snapshot)
+
+    def drained(self, sid: str) -> bool:
+        """Whether ``sid`` was handed over by :meth:`drain` (its disconnect needs no further work)."""
+        return sid in self._drained
 
     @staticmethod
     def _close_transport(server: Any, eio_sid: str) -> None:

@@ -14,6 +14,7 @@ class RateLimiter:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._strikes: dict[str, int] = {}
+        self._flagged: set[str] = set()
 
     def allow(self, key: str) -> bool:
         """Take one token for ``key``; False when its bucket is empty (a strike)."""
@@ -28,6 +29,13 @@ class RateLimiter:
         self._strikes.pop(key, None)
         return True
 
+    def flag_once(self, key: str) -> bool:
+        """True the first time ``key`` is flagged (a socket being disconnected for abuse)."""
+        if key in self._flagged:
+            return False
+        self._flagged.add(key)
+        return True
+
     def strikes(self, key: str) -> int:
         """Refusals in a row for ``key`` (sustained abuse)."""
         return self._strikes.get(key, 0)
@@ -36,6 +44,7 @@ class RateLimiter:
         """Drop the bucket of a closed socket."""
         self._buckets.pop(key, None)
         self._strikes.pop(key, None)
+        self._flagged.discard(key)
 
 
 class Throttle:

@@ -93,8 +93,8 @@ class RecoveryStore(Protocol):
     def append(self, packets: Sequence[LoggedPacket], channel: str | None) -> list[str]:
         """Log packets (and publish them on ``channel`` with their offsets); return the offsets."""
 
-    def save(self, record: RecoveryRecord) -> None:
-        """Keep a disconnected socket's record for the recovery window."""
+    def save(self, records: Sequence[RecoveryRecord]) -> None:
+        """Keep disconnected sockets' records for the recovery window (one round trip)."""
 
     def restore(
         self, pid: str, offset: str | None, user_id: str, session_id: str, want_profile: bool
@@ -156,8 +156,13 @@ class RedisRecoveryStore:
             args += [p.event, p.room, p.skip_sid or "", p.payload_json, p.envelope_head, p.envelope_tail]
         return [str(offset) for offset in self._append(args=args)]
 
-    def save(self, record: RecoveryRecord) -> None:
-        self._save(args=[self._keys.recovery_session(record.pid), max(1, int(self._window)), record.to_json(), self._stream])
+    def save(self, records: Sequence[RecoveryRecord]) -> None:
+        if not records:
+            return
+        args: list[Any] = [self._stream, max(1, int(self._window))]
+        for record in records:
+            args += [self._keys.recovery_session(record.pid), record.to_json()]
+        self._save(args=args)
 
     def restore(
         self, pid: str, offset: str | None, user_id: str, session_id: str, want_profile: bool
@@ -226,12 +231,13 @@ class MemoryRecoveryStore:
         self._trim()
         return offsets
 
-    def save(self, record: RecoveryRecord) -> None:
+    def save(self, records: Sequence[RecoveryRecord]) -> None:
         last = self._log[-1][1].offset if self._log else self._trimmed_up_to
-        self._records[record.pid] = (
-            self._clock() + self._window,
-            RecoveryRecord(record.sid, record.pid, record.user_id, record.session_id, record.rooms, last),
-        )
+        for record in records:
+            self._records[record.pid] = (
+                self._clock() + self._window,
+                RecoveryRecord(record.sid, record.pid, record.user_id, record.session_id, record.rooms, last),
+            )
 
     def restore(
         self, pid: str, offset: str | None, user_id: str, session_id: str, want_profile: bool

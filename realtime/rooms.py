@@ -151,9 +151,11 @@ class RoomManager:
                 ErrorCode.ROOM_LIMIT,
                 f"A socket may be in at most {self._max_rooms} rooms (it is in {len(current)}); leave some first.",
             )
+        # Index first: if Redis fails, the socket is not in the room anywhere (no drift to repair).
+        counts = self._store.add(sid, user_id, new)
         for room in new:
             self._router.enter(sid, room)
-        return list(zip(new, self._store.add(sid, user_id, new), strict=True))
+        return list(zip(new, counts, strict=True))
 
     def default_rooms_for(self, user_id: str) -> list[str]:
         """The configured default rooms with ``{userId}`` substituted (trusted operator config)."""
@@ -175,9 +177,10 @@ class RoomManager:
         gone = [room for room in dict.fromkeys(rooms) if room in current]
         if not gone:
             return []
+        counts = self._store.remove(sid, user_id, gone)
         for room in gone:
             self._router.leave(sid, room)
-        return list(zip(gone, self._store.remove(sid, user_id, gone), strict=True))
+        return list(zip(gone, counts, strict=True))
 
     def unindex(self, sid: str, user_id: str, rooms: Sequence[str]) -> None:
         """Drop index entries of rooms the socket already left locally (heartbeat repair, no announcements)."""

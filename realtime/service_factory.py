@@ -43,10 +43,14 @@ class GamePlayersHook:
 def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> Services:
     """Build every service for ``settings``; Redis-backed when ``REDIS_URL`` is set."""
     keys = Keys(settings.key_prefix)
-    client = connect_redis(settings.redis_url) if settings.redis_url else None
+    client = connect_redis(settings.redis_url, settings.redis_max_connections) if settings.redis_url else None
     queue = None
     if settings.message_queue_url:
-        queue = client if settings.message_queue_url == settings.redis_url else connect_redis(settings.message_queue_url)
+        queue = (
+            client
+            if settings.message_queue_url == settings.redis_url
+            else connect_redis(settings.message_queue_url, settings.redis_max_connections)
+        )
     tokens = TokenService(
         algorithms=settings.jwt_algorithms,
         verify_key=settings.jwt_verify_key,

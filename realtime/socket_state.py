@@ -34,6 +34,7 @@ class ConnectInfo:
     unread_count: int
     evicted_sessions: list[str]
     missed: list[ReplayPacket] = field(default_factory=list)
+    room_counts: dict[str, RoomCount] = field(default_factory=dict)
 
 
 def too_many_connections(limit: int) -> RealtimeError:
@@ -105,6 +106,10 @@ class SocketState(Protocol):
     def refresh(self, sockets: Sequence[LocalSocket]) -> None:
         """Extend (or restore) this worker's sockets."""
 
+    def park(self, sids: Sequence[str], seconds: float) -> None:
+        """Keep disconnected sockets present for ``seconds`` (the recovery window); the reaper releases
+        the ones no reconnect claims."""
+
     def presence(self, user_ids: Sequence[str]) -> list[PresenceEntry]:
         """Presence of each user, in order."""
 
@@ -134,6 +139,7 @@ class RedisSocketState:
         self._clock = clock
         self._chunk = refresh_chunk
         self._connect = scripts.load("connect", "room_fn")
+        self._park = scripts.load("park")
         self._release = scripts.load("release", "room_fn")
         self._refresh = scripts.load("refresh", "room_fn")
 
@@ -157,7 +163,7 @@ class RedisSocketState:
         )
         if reply[0] == -1:
             raise too_many_connections(self._max_sockets)
-        first, unread, evicted, missed = reply
+        first, unread, evicted, missed, joined = reply
         return ConnectInfo(
             first_socket=bool(first),
             unread_count=int(unread),
@@ -166,6 +172,7 @@ class RedisSocketState:
                 ReplayPacket(offset=r[0], event=r[1], room=r[2], skip_sid=r[3] or None, payload=json.loads(r[4]))
                 for r in missed
             ],
+            room_counts={r[0]: RoomCount(int(r[1]), int(r[2]), bool(r[3])) for r in joined},
         )
 
     def release(self, sids: Sequence[str]) -> list[ReleaseInfo]:
@@ -185,6 +192,10 @@ class RedisSocketState:
             for sock in sockets[start : start + self._chunk]:
                 args += [sock.sid, sock.user_id, sock.session_id, len(sock.rooms), *sock.rooms]
             self._refresh(args=args)
+
+    def park(self, sids: Sequence[str], seconds: float) -> None:
+        for start in range(0, len(sids), self._chunk):
+            self._park(args=[self._keys.prefix, self._clock() + seconds, *sids[start : start + self._chunk]])
 
     def presence(self, user_ids: Sequence[str]) -> list[PresenceEntry]:
         now = self._clock()
@@ -248,6 +259,7 @@ class MemorySocketState:
         self._sockets: dict[str, tuple[str, str]] = {}
         self._by_user: dict[str, set[str]] = {}
         self._presence: dict[str, tuple[str, str]] = {}
+        self._parked: dict[str, float] = {}
 
     def connect(
         self,
@@ -258,9 +270,12 @@ class MemorySocketState:
         single_session: bool,
         replay_after: str | None = None,
     ) -> ConnectInfo:
+        self._parked.pop(sid, None)
         live = self._by_user.setdefault(user_id, set())
-        others = sorted({self._sockets[other][1] for other in live if self._sockets[other][1] != session_id})
-        kept = [s for s in live if not single_session or self._sockets[s][1] == session_id]
+        present = [s for s in live if s != sid]
+        others = sorted({self._sockets[s][1] for s in present if self._sockets[s][1] != session_id})
+        active = [s for s in present if s not in self._parked]
+        kept = [s for s in active if not single_session or self._sockets[s][1] == session_id]
         if len(kept) >= self._max_sockets:
             if not live:
                 self._by_user.pop(user_id, None)
@@ -268,7 +283,7 @@ class MemorySocketState:
         first = not live
         live.add(sid)
         self._sockets[sid] = (user_id, session_id)
-        self._rooms.add(sid, user_id, list(rooms))
+        counts = dict(zip(rooms, self._rooms.add(sid, user_id, list(rooms)), strict=True))
         if first:
             self._presence[user_id] = ("online", iso(self._clock()))
         evicted = others if single_session else []
@@ -279,11 +294,13 @@ class MemorySocketState:
             unread_count=self._unread_count(user_id),
             evicted_sessions=evicted,
             missed=self._since(replay_after) if replay_after else [],
+            room_counts=counts,
         )
 
     def release(self, sids: Sequence[str]) -> list[ReleaseInfo]:
         infos = []
         for sid in sids:
+            self._parked.pop(sid, None)
             owner = self._sockets.pop(sid, None)
             if owner is None:
                 continue
@@ -302,10 +319,20 @@ class MemorySocketState:
         return infos
 
     def reap(self, limit: int) -> list[ReleaseInfo]:
-        return []
+        now = self._clock()
+        expired = [sid for sid, until in self._parked.items() if until < now][:limit]
+        for sid in expired:
+            del self._parked[sid]
+        return self.release(expired)
 
     def refresh(self, sockets: Sequence[LocalSocket]) -> None:
         return None
+
+    def park(self, sids: Sequence[str], seconds: float) -> None:
+        until = self._clock() + seconds
+        for sid in sids:
+            if sid in self._sockets:
+                self._parked[sid] = until
 
     def presence(self, user_ids: Sequence[str]) -> list[PresenceEntry]:
         entries = []

@@ -108,17 +108,26 @@ def test_token_is_read_from_auth_header_or_query(live: LiveServer, redis_app: Fl
         client.disconnect()
 
 
-def test_connected_socket_joins_default_rooms(live: LiveServer, redis_app: Flask) -> None:
-    token = TokenActions(redis_app).create("alice")
+@pytest.mark.parametrize(("window", "after_drop"), [("0", 0), ("120", 1)], ids=["released", "parked"])
+def test_connected_socket_joins_default_rooms(
+    config: dict[str, Any], redis_url: str, window: str, after_drop: int
+) -> None:
+    """A socket is indexed in its default rooms; when its transport drops it is released, or, with
+    connection-state recovery on, parked in them for the recovery window."""
+    app = create_app({**config, "REDIS_URL": redis_url, "MESSAGE_QUEUE_URL": "", "RECOVERY_WINDOW": window})
+    live = LiveServer(app).start()
+    token = TokenActions(app).create("alice")
     client, _ = try_connect(live.url, auth={"token": token})
+    rooms = app.extensions["realtime"].rooms
     try:
-        rooms = redis_app.extensions["realtime"].rooms
         assert rooms.count("user:alice").sockets == 1
         assert rooms.count("broadcast:all").sockets == 1
     finally:
         client.disconnect()
-    time.sleep(0.2)
-    assert redis_app.extensions["realtime"].rooms.count("user:alice").sockets == 0
+        time.sleep(0.2)
+        live.stop()
+        app.extensions["realtime"].lifecycle.stop()
+    assert rooms.count("user:alice").sockets == after_drop
 
 
 @pytest.fixture

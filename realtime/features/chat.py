@@ -21,7 +21,7 @@ from realtime.schemas.chat import (
     RoomRefSchema,
 )
 from realtime.services import Services
-from realtime.socket_state import ReleaseInfo
+from realtime.socket_state import ConnectInfo, ReleaseInfo
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
 
 chat = SocketBlueprint("chat")
@@ -248,6 +248,22 @@ def typing(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
         skip_sid=ctx.sid,
     )
     return {"sent": True}
+
+
+@chat.on_connect
+def rejoined_rooms(ctx: EventContext, info: ConnectInfo) -> list[Outgoing]:
+    """A recovered socket is back in its chat rooms: if the others heard it leave, they hear it return."""
+    stamp = now_iso()
+    return [
+        Outgoing(
+            "chat:user_joined",
+            {"userId": ctx.user_id, "roomId": room[len("group:"):], "timestamp": stamp},
+            room,
+            skip_sid=ctx.sid,
+        )
+        for room, count in info.room_counts.items()
+        if room.startswith("group:") and count.user_changed
+    ]
 
 
 @chat.on_release

@@ -15,7 +15,7 @@ from realtime.schemas.party import (
     PartyViewersAckSchema,
 )
 from realtime.services import Services
-from realtime.socket_state import ReleaseInfo
+from realtime.socket_state import ConnectInfo, ReleaseInfo
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
 
 party = SocketBlueprint("party")
@@ -106,6 +106,21 @@ def leave_live(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     if membership.user_changed:
         ctx.services.broadcaster.emit("party:viewer_left", viewer, to=room)
     return {"partyId": party_id, "viewerCount": membership.users}
+
+
+@party.on_connect
+def rejoined_parties(ctx: EventContext, info: ConnectInfo) -> list[Outgoing]:
+    """A recovered socket is back in its live feeds: the viewers get the count again."""
+    return [
+        Outgoing(
+            "party:viewer_joined",
+            {"userId": ctx.user_id, "partyId": room[len("party:"):], "viewerCount": count.users},
+            room,
+            skip_sid=ctx.sid,
+        )
+        for room, count in info.room_counts.items()
+        if room.startswith("party:") and count.user_changed
+    ]
 
 
 @party.on_release

@@ -2,7 +2,8 @@
 -- per-user socket cap; for a recovered socket, read what was logged after its replay point.
 -- ARGV: prefix, sid, user, session, expiry, now, now_iso, single_session (0|1), control_channel,
 --       max_sockets, recovery_stream ('' = none), replay_after, replay_cap, rooms...
--- Returns {first_socket (0|1), unread_count, {evicted session ids...}, {{id, event, room, skip, data}...}}
+-- Returns {first_socket (0|1), unread_count, {evicted session ids...}, {{id, event, room, skip, data}...},
+--          {{room, sockets, users, user_first}...}}
 --   or {-1} when the user already has max_sockets live sockets.
 local prefix, sid, user, session = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local expiry, now, now_iso = ARGV[5], ARGV[6], ARGV[7]
@@ -13,27 +14,31 @@ local user_sockets = prefix .. 'user-sockets:' .. user
 redis.call('ZREMRANGEBYSCORE', user_sockets, '-inf', now)
 local live = redis.call('ZRANGE', user_sockets, 0, -1)
 
+-- Other sessions (parked sockets included: evicting revokes their session so they cannot come back),
+-- and the live sockets that count toward the cap (parked ones are disconnected, so they do not).
 local others, seen, kept = {}, {}, 0
 for _, other in ipairs(live) do
   if other ~= sid then
-    local other_session = redis.call('HGET', prefix .. 'socket:' .. other, 'session')
-    if other_session and other_session ~= session then
-      if not seen[other_session] then
-        seen[other_session] = true
-        table.insert(others, other_session)
-      end
-      if single ~= '1' then kept = kept + 1 end
-    else
-      kept = kept + 1
+    local fields = redis.call('HMGET', prefix .. 'socket:' .. other, 'session', 'parked')
+    local other_session, parked = fields[1], fields[2]
+    if other_session and other_session ~= session and not seen[other_session] then
+      seen[other_session] = true
+      table.insert(others, other_session)
     end
+    if not parked and (single ~= '1' or other_session == session) then kept = kept + 1 end
   end
 end
 if kept >= max_sockets then return {-1} end
 
 redis.call('ZADD', prefix .. 'sockets', expiry, sid)
 redis.call('HSET', prefix .. 'socket:' .. sid, 'user', user, 'session', session)
+redis.call('HDEL', prefix .. 'socket:' .. sid, 'parked')
 redis.call('ZADD', user_sockets, expiry, sid)
-for i = 14, #ARGV do room_add(prefix, sid, user, ARGV[i]) end
+local joined = {}
+for i = 14, #ARGV do
+  local counts = room_add(prefix, sid, user, ARGV[i])
+  table.insert(joined, {ARGV[i], counts[1], counts[2], counts[3]})
+end
 
 local first = 0
 if #live == 0 then
@@ -60,4 +65,4 @@ if stream ~= '' then
 end
 
 local unread = redis.call('SCARD', prefix .. 'notifications-unread:' .. user)
-return {first, unread, evicted, missed}
+return {first, unread, evicted, missed, joined}

@@ -5,7 +5,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from realtime.schemas.fields import Identifier, StrictBoolean
+from realtime.schemas.fields import BoundedList, Identifier, StrictBoolean
 from realtime.schemas.notifications import NotificationContentSchema
 from realtime.schemas.party import PARTY_STATUSES, MediaSchema
 
@@ -23,9 +23,7 @@ class EmitRequestSchema(Schema):
 class NotificationRequestSchema(Schema):
     """``POST /api/v1/notifications``: exactly one of ``userIds``, ``groupId``, ``all``."""
 
-    userIds = fields.List(
-        Identifier(), validate=validate.Length(min=1, max=MAX_RECIPIENTS)
-    )
+    userIds = BoundedList(Identifier(), min_length=1, max_length=MAX_RECIPIENTS)
     groupId = Identifier()
     all = StrictBoolean()
     notification = fields.Nested(NotificationContentSchema, required=True)

@@ -5,7 +5,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from realtime.schemas.fields import Identifier, StrictBoolean
+from realtime.schemas.fields import STREAM_ID_PATTERN, Identifier, StrictBoolean, validate_stream_id
 
 MAX_CONTENT_LENGTH = 4000
 MAX_HISTORY_PAGE = 100
@@ -42,8 +42,7 @@ class ChatHistoryInSchema(Schema):
 
     roomId = Identifier(required=True, metadata={"example": "lobby"})
     before = fields.String(
-        validate=validate.Regexp(r"^\d{1,20}-\d{1,20}$", error="Must be a message id like 1700000000000-0."),
-        metadata={"example": "1700000000000-0"},
+        validate=validate_stream_id, metadata={"example": "1700000000000-0", "pattern": STREAM_ID_PATTERN}
     )
     limit = fields.Integer(
         strict=True,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
 
 from realtime.identifiers import is_identifier
 
@@ -48,6 +48,35 @@ def validate_plain_data(value: Any, depth: int = 0) -> None:
             raise ValidationError(f"More than {MAX_DATA_KEYS} items.")
         for item in value:
             validate_plain_data(item, depth + 1)
+
+
+class BoundedList(fields.List):
+    """A list whose length is checked before its items: an over-long list is refused with one message,
+    not one error per item (which would let a small payload produce a huge error)."""
+
+    def __init__(self, cls_or_instance: Any, *, max_length: int, min_length: int = 0, **kwargs: Any) -> None:
+        super().__init__(cls_or_instance, validate=validate.Length(min=min_length, max=max_length), **kwargs)
+        self.max_length = max_length
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, list) and len(value) > self.max_length:
+            raise ValidationError(f"Longer than maximum length {self.max_length}.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+#: A stream id (message id, cursor): what Redis accepts, as JSON Schema documents it.
+STREAM_ID_PATTERN = "^[0-9]{1,20}-[0-9]{1,20}$"
+_MAX_STREAM_PART = 2**64 - 1
+
+
+def validate_stream_id(value: str) -> None:
+    """``ms-seq`` with ASCII digits, each part at most 2^64-1."""
+    ms, sep, seq = value.partition("-")
+    parts = (ms, seq)
+    if not sep or not all(p and len(p) <= 20 and p.isascii() and p.isdigit() for p in parts):
+        raise ValidationError("Must be a message id like 1700000000000-0.")
+    if any(int(p) > _MAX_STREAM_PART for p in parts):
+        raise ValidationError("Message id parts are at most 18446744073709551615.")
 
 
 class Identifier(fields.String):

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from realtime.schemas.fields import FORBIDDEN_KEYS, Identifier
+from realtime.schemas.fields import FORBIDDEN_KEYS, BoundedList, Identifier
 
 MAX_MOVE_KEYS = 16
 #: Larger integers lose precision in JavaScript clients.
@@ -77,9 +77,7 @@ class GameStateOutSchema(Schema):
 class GamePlayersInSchema(Schema):
     """``POST /api/v1/games/{id}/players``: the players, in turn order."""
 
-    userIds = fields.List(
-        Identifier(), required=True, validate=validate.Length(min=1, max=16)
-    )
+    userIds = BoundedList(Identifier(), required=True, min_length=1, max_length=16)
 
 
 class GameMoveAckSchema(Schema):

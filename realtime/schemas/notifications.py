@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from realtime.schemas.fields import StrictBoolean, validate_plain_data
+from realtime.schemas.fields import BoundedList, StrictBoolean, validate_plain_data
 
 MAX_MARK = 100
 LEVELS = ("info", "warning", "critical")
@@ -47,10 +47,11 @@ class NotificationsListInSchema(Schema):
 class MarkReadInSchema(Schema):
     """``notifications:mark_read``: ids to mark read (a bare array is accepted too)."""
 
-    ids = fields.List(
+    ids = BoundedList(
         fields.String(validate=validate.Length(min=1, max=64)),
         required=True,
-        validate=validate.Length(min=1, max=MAX_MARK),
+        min_length=1,
+        max_length=MAX_MARK,
         metadata={"example": ["n-5b1f"]},
     )
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from realtime.schemas.fields import Identifier
+from realtime.schemas.fields import BoundedList, Identifier
 
 STATUSES = ("online", "away", "busy")
 MAX_PRESENCE_USERS = 100
@@ -18,10 +18,11 @@ class PresenceStatusInSchema(Schema):
 class PresenceUsersInSchema(Schema):
     """``presence:subscribe`` / ``presence:unsubscribe`` / ``presence:check`` (a bare array is accepted too)."""
 
-    userIds = fields.List(
+    userIds = BoundedList(
         Identifier(),
         required=True,
-        validate=validate.Length(min=1, max=MAX_PRESENCE_USERS),
+        min_length=1,
+        max_length=MAX_PRESENCE_USERS,
         metadata={"example": ["bob", "carol"]},
     )
 

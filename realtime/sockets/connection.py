@@ -16,7 +16,7 @@ from realtime.recovery import new_pid
 from realtime.schemas.session import ErrorEventOutSchema, ForceLogoutOutSchema
 from realtime.services import current_services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
-from realtime.sockets.recovery_flow import ConnectPlan, remember, resume
+from realtime.sockets.recovery_flow import ConnectPlan, recoverable, record_for, remember, resume
 from realtime.sockets.server import RealtimeServer
 
 NAMESPACE = "/"
@@ -110,8 +110,12 @@ def on_disconnect(reason: Any = None) -> None:
     if removed is None:
         return
     identity, pid = removed
-    if pid:
-        remember(services, sid, identity, pid, services.rooms.rooms_of(sid), str(reason))
+    if services.lifecycle.drained(sid):
+        return
+    if pid and recoverable(str(reason)):
+        if remember(services, [record_for(sid, identity, pid, services.rooms.rooms_of(sid))]):
+            logger.info("socket parked for recovery", extra={"sid": sid, "reason": str(reason)})
+            return
     try:
         infos = services.state.release([sid])
         services.broadcaster.emit_many(services.lifecycle.outgoing_for(infos))

@@ -54,7 +54,7 @@ def run_handler(handler: EventHandler, args: tuple[Any, ...]) -> dict[str, Any]:
     try:
         identity = services.connections.get(sid)
         if not services.limiter.allow(sid):
-            if services.limiter.strikes(sid) >= services.settings.rate_limit_disconnect:
+            if services.limiter.strikes(sid) >= services.settings.rate_limit_disconnect and services.limiter.flag_once(sid):
                 _disconnect_abuser(sid)
             raise RealtimeError(ErrorCode.RATE_LIMITED, "Too many events; slow down.")
         _check_size(args, services.settings.max_payload_bytes)
@@ -98,7 +98,7 @@ def _disconnect_abuser(sid: str) -> None:
         "error",
         {"code": ErrorCode.RATE_LIMITED.value, "message": "Disconnected after sustained flooding.", "event": "*"},
     )
-    socketio.server.start_background_task(socketio.server.disconnect, sid, namespace="/")
+    socketio.server.start_background_task(socketio.server.disconnect, sid, namespace="/", ignore_queue=True)
 
 
 def _validate(handler: EventHandler, args: tuple[Any, ...]) -> Any:

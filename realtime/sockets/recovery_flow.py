@@ -4,8 +4,9 @@
    round trip re-check the session, claim the ``pid``'s record and read the packets missed after ``offset``.
 2. :func:`resume` (in the connect handler): hold live packets, re-enter the rooms, register (reading what was
    logged meanwhile in the same round trip), replay everything missed once and in order, release the hold.
-3. :func:`remember` (in the disconnect handler): keep the record for ``RECOVERY_WINDOW`` unless the client
-   left on purpose or was logged out.
+3. :func:`remember` (in the disconnect handler): unless the client left on purpose or was logged out, keep
+   the record and *park* the socket for ``RECOVERY_WINDOW``: it stays online and in its rooms, so nobody
+   hears a departure a reconnect would undo; the reaper releases (and announces) it if nobody claims it.
 """
 from __future__ import annotations
 
@@ -115,17 +116,30 @@ def resume(services: Services, server: RealtimeServer, sid: str, plan: ConnectPl
     return info
 
 
-def remember(services: Services, sid: str, identity: Identity, pid: str, rooms: set[str], reason: str) -> None:
-    """Keep a recovery record when the client will come back by itself (or the worker is draining)."""
-    if services.recovery is None or not (reason in RECOVERABLE_REASONS or services.draining):
-        return
-    record = RecoveryRecord(
+def remember(services: Services, records: list[RecoveryRecord]) -> bool:
+    """Keep recovery records and park their sockets (2 round trips for any number); False if that failed."""
+    if services.recovery is None or not records:
+        return False
+    try:
+        services.recovery.save(records)
+        services.state.park([record.sid for record in records], services.settings.recovery_window)
+    except redis.RedisError:
+        logger.warning("could not keep %d recovery record(s); those clients start new sessions", len(records),
+                       exc_info=True)
+        return False
+    return True
+
+
+def record_for(sid: str, identity: Identity, pid: str, rooms: set[str]) -> RecoveryRecord:
+    """What a socket is, to be recovered."""
+    return RecoveryRecord(
         sid=sid, pid=pid, user_id=identity.user_id, session_id=identity.session_id, rooms=sorted(rooms)
     )
-    try:
-        services.recovery.save(record)
-    except redis.RedisError:
-        logger.warning("could not store a recovery record; that client will start a new session", exc_info=True)
+
+
+def recoverable(reason: str) -> bool:
+    """Whether the client will reconnect by itself after this disconnect."""
+    return reason in RECOVERABLE_REASONS
 
 
 def _merge(first: list[ReplayPacket], second: list[ReplayPacket]) -> list[ReplayPacket]:

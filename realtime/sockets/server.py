@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import socketio
+from gevent.lock import BoundedSemaphore
 from socketio import packet as sio_packet
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,9 @@ class RealtimeServer(socketio.Server):
     connect_plans: dict[str, Any]
     pids: dict[str, str]
     held: dict[str, list[Any]]
+    closing: set[str]
     max_outbound_queue: int
+    handshakes: BoundedSemaphore
 
     def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, ack_id: int | None
@@ -47,6 +50,11 @@ class RealtimeServer(socketio.Server):
             _ack_requested.reset(token)
 
     def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        # A reconnect storm must not starve everything else (health checks, events) of CPU and Redis.
+        with self.handshakes:
+            self._connect_bounded(eio_sid, namespace, data)
+
+    def _connect_bounded(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         from realtime.sockets.recovery_flow import prepare
 
         plan = None
@@ -60,6 +68,50 @@ class RealtimeServer(socketio.Server):
         finally:
             _forced_sid.reset(token)
             self.connect_plans.pop(eio_sid, None)
+
+    def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        # No event of this server carries binary data: refuse binary packets and attachments instead of
+        # buffering up to billions of declared attachments.
+        if isinstance(data, (bytes, bytearray)) or (isinstance(data, str) and data[:1] in ("5", "6")):
+            self._close_once(eio_sid, "binary packets are not accepted")
+            return
+        try:
+            super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+            # An undecodable Socket.IO packet: a broken or hostile client. One line, not a traceback.
+            self._close_once(eio_sid, f"undecodable Socket.IO packet ({type(exc).__name__})")
+
+    def _handle_event(self, eio_sid: str, namespace: str | None, ack_id: int | None, data: Any) -> None:
+        if isinstance(data, list) and data and isinstance(data[0], str):
+            super()._handle_event(eio_sid, namespace, ack_id, data)
+            return
+        namespace = namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is None or not self.manager.is_connected(sid, namespace):
+            return
+        error = {"code": "UNKNOWN_EVENT", "message": "An event is a JSON array that starts with its name."}
+        if ack_id is not None:
+            self._send_packet(
+                eio_sid, self.packet_class(sio_packet.ACK, namespace=namespace, id=ack_id, data=[{"ok": False, "error": error}])
+            )
+        else:
+            self._send_packet(
+                eio_sid, self.packet_class(sio_packet.EVENT, namespace=namespace, data=["error", {**error, "event": ""}])
+            )
+
+    def _close_once(self, eio_sid: str, why: str) -> None:
+        """Close a transport once, however many packets keep arriving or queueing meanwhile."""
+        if eio_sid in self.closing:
+            return
+        self.closing.add(eio_sid)
+        logger.warning("closing a transport: %s", why)
+        self.start_background_task(self._close_transport, eio_sid)
+
+    def _close_transport(self, eio_sid: str) -> None:
+        try:
+            self.eio.disconnect(eio_sid)
+        finally:
+            self.closing.discard(eio_sid)
 
     def _send_packet(self, eio_sid: str, pkt: Any) -> None:
         if pkt.packet_type == sio_packet.CONNECT and isinstance(pkt.data, dict) and "sid" in pkt.data:
@@ -82,12 +134,7 @@ class RealtimeServer(socketio.Server):
         if sock is None or sock.closing or sock.closed:
             return
         if sock.queue.qsize() > self.max_outbound_queue:
-            logger.warning(
-                "slow consumer: %d packets queued (limit %d); closing its transport",
-                sock.queue.qsize(),
-                self.max_outbound_queue,
-            )
-            self.start_background_task(self.eio.disconnect, eio_sid)
+            self._close_once(eio_sid, f"slow consumer: over {self.max_outbound_queue} packets queued")
 
 
 def _generate_id(original: Any) -> Any:
@@ -101,7 +148,9 @@ def _generate_id(original: Any) -> Any:
     return generate_id
 
 
-def install(server: socketio.Server, app: Any, max_outbound_queue: int) -> RealtimeServer:
+def install(
+    server: socketio.Server, app: Any, max_outbound_queue: int, max_concurrent_handshakes: int
+) -> RealtimeServer:
     """Turn Flask-SocketIO's server into a :class:`RealtimeServer` bound to ``app``."""
     server.__class__ = RealtimeServer
     realtime: RealtimeServer = server  # type: ignore[assignment]
@@ -109,7 +158,12 @@ def install(server: socketio.Server, app: Any, max_outbound_queue: int) -> Realt
     realtime.connect_plans = {}
     realtime.pids = {}
     realtime.held = {}
+    realtime.closing = set()
     realtime.max_outbound_queue = max_outbound_queue
+    realtime.handshakes = BoundedSemaphore(max_concurrent_handshakes)
+    # python-socketio registered its bound methods with Engine.IO before the class changed: re-register the
+    # one this class overrides.
+    server.eio.on("message", realtime._handle_eio_message)
     if not getattr(server.eio, "_realtime_ids", False):
         server.eio.generate_id = _generate_id(server.eio.generate_id)
         server.eio._realtime_ids = True
