@@ -8,7 +8,7 @@ APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
 export PORT
 
-.PHONY: run test install install-test tools redis-server node-tools browser clean
+.PHONY: run test bench install install-test tools redis-server node-tools browser clean
 
 run: install
 	@echo "realtime: serving the embedded default (no Redis) on http://127.0.0.1:$(PORT)/"
@@ -20,6 +20,11 @@ run: install
 
 test: install-test tools
 	$(PY) -m pytest
+
+# Run by hand (figures, not pass/fail): see bench/README.md.
+BENCH_ARGS ?= --sockets 2000
+bench: install-test redis-server node-tools
+	$(PY) bench/reconnect_storm.py $(BENCH_ARGS)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -85,7 +85,9 @@ class Broadcaster:
         if self._recovery is None:
             self._emit_plain(manager, shaped, queued)
             return
-        host_id = manager.host_id if queued else ""
+        # Through the queue, every worker, this one included, delivers from the channel, i.e. in offset
+        # order (delivering our own copies directly would follow the order of Redis replies instead).
+        host_id = f"log:{manager.host_id}" if queued else ""
         packets = []
         for message, payload in shaped:
             payload_json = json.dumps(payload, separators=(",", ":"), allow_nan=False)
@@ -96,13 +98,12 @@ class Broadcaster:
         if queued and channel is None:
             bodies = [p.envelope_head + offset + p.envelope_tail for p, offset in zip(packets, offsets, strict=True)]
             self._retrying(lambda: self._publish(manager.channel, bodies), len(bodies))
+        if queued:
+            return
         for (message, payload), offset in zip(shaped, offsets, strict=True):
-            if queued:
-                manager._handle_emit(self._envelope(message, [payload, offset], manager.host_id))
-            else:
-                self._socketio.server.emit(
-                    message.event, (payload, offset), to=message.to, skip_sid=message.skip_sid, namespace=NAMESPACE
-                )
+            self._socketio.server.emit(
+                message.event, (payload, offset), to=message.to, skip_sid=message.skip_sid, namespace=NAMESPACE
+            )
 
     def _emit_plain(self, manager: Any, shaped: list[tuple[Outgoing, Any]], queued: bool) -> None:
         if not queued:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -15,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], None]
 MAX_BACKOFF = 10.0
+#: Seconds after a forced resubscribe during which a missed probe does not force another one.
+RESUBSCRIBE_GRACE = 10.0
 
 
 class ControlBus(Protocol):
@@ -69,6 +72,7 @@ class RedisControlBus:
         self._listener: gevent.Greenlet | None = None
         self._pubsub: Any = None
         self._probes: dict[str, Event] = {}
+        self._grace_until = 0.0
         self.ready = Event()
 
     def publish(self, message: dict[str, Any]) -> None:
@@ -92,11 +96,12 @@ class RedisControlBus:
             ok = seen.wait(timeout)
         finally:
             self._probes.pop(nonce, None)
-        if not ok:
+        if not ok and time.monotonic() >= self._grace_until:
             logger.warning("control listener missed its probe; forcing it to resubscribe")
             connection = getattr(self._pubsub, "connection", None)
             if connection is not None:
                 connection.disconnect()
+            self._grace_until = time.monotonic() + RESUBSCRIBE_GRACE
         return ok
 
     def stop(self) -> None:

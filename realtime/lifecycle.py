@@ -56,6 +56,12 @@ class Lifecycle:
                 self._services.scripts.preload()
             except Exception:
                 logger.warning("could not preload Lua scripts; they load on first use", exc_info=True)
+        server = self._socketio.server
+        if not server.manager_initialized:
+            # python-socketio starts its queue listener at the first Engine.IO connection; start it now, so
+            # a fresh worker hears cross-worker broadcasts (and its probes) before any client arrives.
+            server.manager_initialized = True
+            server.manager.initialize()
         self._services.bus.start()
         if self._services.redis is not None or self._services.recovery is not None:
             # With Redis: heartbeat and reaper; in memory: the reaper of parked sockets.
@@ -103,10 +109,9 @@ class Lifecycle:
             if remember(services, batch):
                 self._drained.update(record.sid for record in batch)
         pool = gevent.pool.Pool(DRAIN_CONCURRENCY)
-        for sid, _ in snapshot:
-            eio_sid = server.manager.eio_sid_from_sid(sid, NAMESPACE)
-            if eio_sid is not None:
-                pool.spawn(self._close_transport, server, eio_sid)
+        # Every Engine.IO session, also those that have not sent their Socket.IO CONNECT yet.
+        for eio_sid in list(server.eio.sockets):
+            pool.spawn(self._close_transport, server, eio_sid)
         remaining = max(0.5, timeout - (time.monotonic() - started))
         if not pool.join(timeout=remaining):
             logger.warning("drain timed out with %d close(s) pending", len(pool))

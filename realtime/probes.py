@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from typing import Any
 
 from gevent.event import Event
@@ -17,6 +18,8 @@ from socketio.pubsub_manager import PubSubManager
 logger = logging.getLogger(__name__)
 
 PROBE_ROOM = "__realtime_probe__"
+#: Seconds after a forced resubscribe during which a missed probe does not force another one.
+RESUBSCRIBE_GRACE = 10.0
 
 
 class QueueProbe:
@@ -27,6 +30,7 @@ class QueueProbe:
         self._queue = queue
         self._waiting: dict[str, Event] = {}
         self._installed_on: Any = None
+        self._grace_until = 0.0
 
     def _manager(self) -> PubSubManager | None:
         manager = self._socketio.server.manager
@@ -67,9 +71,11 @@ class QueueProbe:
             ok = seen.wait(timeout)
         finally:
             self._waiting.pop(room, None)
-        if not ok:
+        if not ok and time.monotonic() >= self._grace_until:
             logger.warning("message-queue listener missed its probe; forcing it to resubscribe")
             connection = getattr(getattr(manager, "pubsub", None), "connection", None)
             if connection is not None:
                 connection.disconnect()
+            # python-socketio waits before resubscribing; do not cut the new subscription meanwhile.
+            self._grace_until = time.monotonic() + RESUBSCRIBE_GRACE
         return ok

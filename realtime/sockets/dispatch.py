@@ -37,7 +37,23 @@ def _endpoint(handler: EventHandler) -> Any:
 
 def _unknown_event(event: Any, *args: Any) -> dict[str, Any]:
     name = (event if isinstance(event, str) else repr(event))[:80]
+    try:
+        _take_token(current_services(), request.sid)
+    except RealtimeError as err:
+        return answer(name, failure(err))
     return answer(name, failure(RealtimeError(ErrorCode.UNKNOWN_EVENT, f"No handler for event {name!r}.")))
+
+
+def _take_token(services: Any, sid: str) -> None:
+    """Rate-limit one event of ``sid``; past RATE_LIMIT_DISCONNECT refusals in a row, disconnect it once.
+
+    :raises RealtimeError: ``RATE_LIMITED``.
+    """
+    if services.limiter.allow(sid):
+        return
+    if services.limiter.strikes(sid) >= services.settings.rate_limit_disconnect and services.limiter.flag_once(sid):
+        _disconnect_abuser(sid)
+    raise RealtimeError(ErrorCode.RATE_LIMITED, "Too many events; slow down.")
 
 
 def answer(event: str, envelope: dict[str, Any]) -> dict[str, Any]:
@@ -53,10 +69,7 @@ def run_handler(handler: EventHandler, args: tuple[Any, ...]) -> dict[str, Any]:
     sid = request.sid
     try:
         identity = services.connections.get(sid)
-        if not services.limiter.allow(sid):
-            if services.limiter.strikes(sid) >= services.settings.rate_limit_disconnect and services.limiter.flag_once(sid):
-                _disconnect_abuser(sid)
-            raise RealtimeError(ErrorCode.RATE_LIMITED, "Too many events; slow down.")
+        _take_token(services, sid)
         _check_size(args, services.settings.max_payload_bytes)
         data = _validate(handler, args)
         ctx = EventContext(

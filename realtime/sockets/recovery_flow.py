@@ -112,6 +112,8 @@ def resume(services: Services, server: RealtimeServer, sid: str, plan: ConnectPl
     for pkt in held:
         if not _already_replayed(pkt, last):
             server.send_now(eio_sid, pkt)
+    # Live copies of replayed packets may still be in flight through the queue: drop them on arrival.
+    server.replayed_up_to[eio_sid] = last
     logger.info("socket recovered", extra={"sid": sid, "replayed": len(missed)})
     return info
 

@@ -11,6 +11,7 @@ Flask-SocketIO builds a plain ``socketio.Server``; :func:`install` turns it into
 from __future__ import annotations
 
 import logging
+import socket
 from contextvars import ContextVar
 from typing import Any
 
@@ -36,6 +37,7 @@ class RealtimeServer(socketio.Server):
     connect_plans: dict[str, Any]
     pids: dict[str, str]
     held: dict[str, list[Any]]
+    replayed_up_to: dict[str, str]
     closing: set[str]
     max_outbound_queue: int
     handshakes: BoundedSemaphore
@@ -50,6 +52,10 @@ class RealtimeServer(socketio.Server):
             _ack_requested.reset(token)
 
     def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        if self.realtime_app.extensions["realtime"].draining:
+            # This worker is handing its sockets over: send the client elsewhere (it reconnects by itself).
+            self._close_once(eio_sid, "draining: connection refused")
+            return
         # A reconnect storm must not starve everything else (health checks, events) of CPU and Redis.
         with self.handshakes:
             self._connect_bounded(eio_sid, namespace, data)
@@ -99,17 +105,36 @@ class RealtimeServer(socketio.Server):
                 eio_sid, self.packet_class(sio_packet.EVENT, namespace=namespace, data=["error", {**error, "event": ""}])
             )
 
-    def _close_once(self, eio_sid: str, why: str) -> None:
+    def _close_once(self, eio_sid: str, why: str, abort: bool = False) -> None:
         """Close a transport once, however many packets keep arriving or queueing meanwhile."""
         if eio_sid in self.closing:
             return
         self.closing.add(eio_sid)
         logger.warning("closing a transport: %s", why)
-        self.start_background_task(self._close_transport, eio_sid)
+        self.start_background_task(self._abort_transport if abort else self._close_transport, eio_sid)
 
     def _close_transport(self, eio_sid: str) -> None:
         try:
             self.eio.disconnect(eio_sid)
+        finally:
+            self.closing.discard(eio_sid)
+
+    def _abort_transport(self, eio_sid: str) -> None:
+        """Cut a transport whose writer is blocked on a client that does not read: a polite close would wait
+        for that writer forever. Shutting the TCP socket down fails the blocked send."""
+        try:
+            websocket = (self.environ.get(eio_sid) or {}).get("wsgi.websocket")
+            stream = getattr(websocket, "stream", None)
+            raw = getattr(getattr(stream, "handler", None), "socket", None)
+            if raw is not None:
+                try:
+                    raw.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            sock = self.eio.sockets.get(eio_sid)
+            if sock is not None:
+                # A server decision, not a network failure: the session ends (no recovery of the same flood).
+                sock.close(wait=False, abort=True, reason=self.eio.reason.SERVER_DISCONNECT)
         finally:
             self.closing.discard(eio_sid)
 
@@ -125,6 +150,45 @@ class RealtimeServer(socketio.Server):
         super()._send_packet(eio_sid, pkt)
         self._check_outbound(eio_sid)
 
+    def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+        # python-socketio sends emits without a callback (rooms and single sids) pre-encoded through here,
+        # not through _send_packet: hold and bound them here too.
+        held = self.held.get(eio_sid)
+        if held is not None or eio_sid in self.replayed_up_to:
+            decoded = self._decode(eio_pkt)
+            if decoded is not None and decoded.packet_type == sio_packet.EVENT:
+                if held is not None:
+                    held.append(decoded)
+                    return
+                if self._replayed_already(eio_sid, decoded):
+                    return
+        super()._send_eio_packet(eio_sid, eio_pkt)
+        self._check_outbound(eio_sid)
+
+    def _replayed_already(self, eio_sid: str, pkt: Any) -> bool:
+        """After a replay, drop live copies of packets it already sent (they can still be in flight
+        through the queue); the first newer one ends the filter, as the queue delivers in offset order."""
+        from realtime.recovery import offset_before
+
+        data = pkt.data if isinstance(pkt.data, list) else []
+        offset = data[-1] if len(data) >= 3 and isinstance(data[-1], str) else None
+        last = self.replayed_up_to.get(eio_sid)
+        if offset is None or last is None:
+            return False
+        if offset_before(last, offset):
+            del self.replayed_up_to[eio_sid]
+            return False
+        return True
+
+    def _decode(self, eio_pkt: Any) -> Any:
+        data = getattr(eio_pkt, "data", None)
+        if not isinstance(data, str):
+            return None
+        try:
+            return self.packet_class(encoded_packet=data)
+        except (ValueError, TypeError):
+            return None
+
     def send_now(self, eio_sid: str, pkt: Any) -> None:
         """Send bypassing the hold (replayed packets)."""
         super()._send_packet(eio_sid, pkt)
@@ -134,7 +198,7 @@ class RealtimeServer(socketio.Server):
         if sock is None or sock.closing or sock.closed:
             return
         if sock.queue.qsize() > self.max_outbound_queue:
-            self._close_once(eio_sid, f"slow consumer: over {self.max_outbound_queue} packets queued")
+            self._close_once(eio_sid, f"slow consumer: over {self.max_outbound_queue} packets queued", abort=True)
 
 
 def _generate_id(original: Any) -> Any:
@@ -158,6 +222,7 @@ def install(
     realtime.connect_plans = {}
     realtime.pids = {}
     realtime.held = {}
+    realtime.replayed_up_to = {}
     realtime.closing = set()
     realtime.max_outbound_queue = max_outbound_queue
     realtime.handshakes = BoundedSemaphore(max_concurrent_handshakes)
