@@ -64,6 +64,12 @@ class PresenceEntry:
     status: str
     last_seen: str | None
 
+    @classmethod
+    def of(cls, user_id: str, online: bool, stored_status: str | None, last_seen: str | None) -> PresenceEntry:
+        """Online users show their chosen status (``online`` if none); everyone else is ``offline``."""
+        status = (stored_status if stored_status and stored_status != "offline" else "online") if online else "offline"
+        return cls(user_id=user_id, is_online=online, status=status, last_seen=last_seen)
+
     def to_dict(self) -> dict[str, Any]:
         """Wire shape."""
         return {"userId": self.user_id, "isOnline": self.is_online, "status": self.status, "lastSeen": self.last_seen}
@@ -207,15 +213,7 @@ class RedisSocketState:
         entries = []
         for index, user_id in enumerate(user_ids):
             live, (status, last_seen) = replies[2 * index], replies[2 * index + 1]
-            online = int(live) > 0
-            entries.append(
-                PresenceEntry(
-                    user_id=user_id,
-                    is_online=online,
-                    status=(status if status and status != "offline" else "online") if online else "offline",
-                    last_seen=last_seen,
-                )
-            )
+            entries.append(PresenceEntry.of(user_id, int(live) > 0, status, last_seen))
         return entries
 
     def set_status(self, user_id: str, status: str) -> str:
@@ -339,14 +337,7 @@ class MemorySocketState:
         for user_id in user_ids:
             online = bool(self._by_user.get(user_id))
             status, last_seen = self._presence.get(user_id, ("offline", None))
-            entries.append(
-                PresenceEntry(
-                    user_id=user_id,
-                    is_online=online,
-                    status=(status if status != "offline" else "online") if online else "offline",
-                    last_seen=last_seen,
-                )
-            )
+            entries.append(PresenceEntry.of(user_id, online, status, last_seen))
         return entries
 
     def set_status(self, user_id: str, status: str) -> str:
