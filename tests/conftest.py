@@ -52,6 +52,22 @@ def app(config: dict[str, Any]) -> Iterator[Flask]:
     yield from _stopped(create_app(config))
 
 
+#: The two transports every feature test runs on, by the fixture that builds each.
+APP_FIXTURES = {"memory": "app", "redis": "redis_app"}
+
+
+@pytest.fixture(params=list(APP_FIXTURES))
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def any_app(transport: str, request: pytest.FixtureRequest) -> Flask:
+    """The embedded default (in-memory) or the Redis-backed app: a test using it runs on both."""
+    app: Flask = request.getfixturevalue(APP_FIXTURES[transport])
+    return app
+
+
 @pytest.fixture
 def redis_app(config: dict[str, Any], redis_url: str) -> Iterator[Flask]:
     """Redis-backed stores without the message queue (Flask-SocketIO's test client refuses one)."""

@@ -11,22 +11,10 @@ from flask_socketio import SocketIOTestClient
 
 from realtime.auth.sessions import Profile
 from realtime.extensions import socketio
-from tests.conftest import TokenActions
+from tests.conftest import APP_FIXTURES, TokenActions
 
-APP_FIXTURES = {"memory": "app", "redis": "redis_app"}
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 MESSAGE_KEYS = {"id", "roomId", "senderId", "sender", "content", "type", "mediaUrl", "clientId", "createdAt"}
-
-
-@pytest.fixture(params=list(APP_FIXTURES))
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def any_app(transport: str, request: pytest.FixtureRequest) -> Flask:
-    """The embedded default (in-memory) or the Redis-backed app: every test runs on both."""
-    return request.getfixturevalue(APP_FIXTURES[transport])
 
 
 @pytest.fixture

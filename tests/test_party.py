@@ -10,18 +10,6 @@ from flask_socketio import SocketIOTestClient
 from realtime.extensions import socketio
 from tests.conftest import TokenActions
 
-APP_FIXTURES = {"memory": "app", "redis": "redis_app"}
-
-
-@pytest.fixture(params=list(APP_FIXTURES))
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def any_app(transport: str, request: pytest.FixtureRequest) -> Flask:
-    """The embedded default (in-memory) or the Redis-backed app: every test runs on both."""
-    return request.getfixturevalue(APP_FIXTURES[transport])
 
 
 def connect(app: Flask, user_id: str, token: str | None = None) -> SocketIOTestClient:

@@ -11,19 +11,7 @@ from flask_socketio import SocketIOTestClient
 from realtime.extensions import socketio
 from tests.conftest import TokenActions
 
-APP_FIXTURES = {"memory": "app", "redis": "redis_app"}
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-
-
-@pytest.fixture(params=list(APP_FIXTURES))
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def any_app(transport: str, request: pytest.FixtureRequest) -> Flask:
-    """The embedded default (in-memory) or the Redis-backed app: every test runs on both."""
-    return request.getfixturevalue(APP_FIXTURES[transport])
 
 
 def connect(app: Flask, user_id: str, token: str | None = None) -> SocketIOTestClient:

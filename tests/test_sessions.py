@@ -11,20 +11,14 @@ from flask import Flask
 from flask_socketio import SocketIOTestClient
 
 from realtime.extensions import socketio
-from tests.conftest import TokenActions
+from tests.conftest import APP_FIXTURES, TokenActions
 
-APP_FIXTURES = {"memory": "app", "redis": "redis_app"}
-
-
-@pytest.fixture(params=list(APP_FIXTURES))
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
-def any_app(transport: str, request: pytest.FixtureRequest) -> Flask:
-    """The embedded default (in-memory) or the Redis-backed app: every test runs on both."""
-    return started(request.getfixturevalue(APP_FIXTURES[transport]))
+def any_app(any_app: Flask) -> Flask:
+    """Both transports (conftest's ``any_app``), with their background work started."""
+    return started(any_app)
 
 
 @pytest.fixture
