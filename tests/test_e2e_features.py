@@ -11,14 +11,11 @@ user: with ``SESSION_POLICY=single`` a second session of a user would log the fi
 """
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import signal
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +23,26 @@ import pytest
 import redis
 import requests
 
-from realtime.config import DEFAULTS
-from tests.e2e_cluster import GunicornProcess, create_tokens, session_id_of
-from tests.node_client import Message, NodeClientError, NodeClients
+from tests.e2e_cluster import GunicornProcess, session_id_of
+from tests.e2e_kit import (
+    API_KEY,
+    PRESENCE_TTL,
+    Clients,
+    Cluster,
+    Sock,
+    User,
+    log_in_again,
+    mint,
+    new_id,
+    refused,
+    server_errors,
+    start_cluster,
+)
+from tests.node_client import NodeClients
 from tests.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.e2e
 
-E2E_SECRET = "e2e-features-secret-0123456789abcdefghijklmnop"
-API_KEY = "e2e-features-api-key-0123456789abcdef"
-PRESENCE_TTL = 3
-KEY_PREFIX = DEFAULTS["KEY_PREFIX"]
 #: How long to keep listening after the expected deliveries, before counting them.
 SETTLE = 0.5
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -44,67 +50,12 @@ MESSAGE_ID = re.compile(r"^\d{13,}-\d+$")
 MESSAGE_KEYS = {"id", "roomId", "senderId", "sender", "content", "type", "mediaUrl", "clientId", "createdAt"}
 
 
-def server_env(redis_url: str) -> dict[str, str | None]:
-    """The environment of every server and of the CLI: every app setting explicit, none inherited."""
-    env: dict[str, str | None] = {name: None for name in DEFAULTS}
-    env.update(
-        {
-            "REDIS_URL": redis_url,
-            "JWT_SECRET": E2E_SECRET,
-            "APP_ENV": "local",
-            "LOG_LEVEL": "WARNING",
-            "ALLOWED_ORIGINS": "*",
-            "API_KEYS": API_KEY,
-            "PRESENCE_TTL": str(PRESENCE_TTL),
-            "WEB_CONCURRENCY": "1",
-            "GRACEFUL_TIMEOUT": "3",
-            "WORKER_CONNECTIONS": None,
-            "GUNICORN_CMD_ARGS": None,
-        }
-    )
-    return env
-
-
-@dataclass
-class Cluster:
-    """Servers A and B, their environment, a client of their Redis and where logs go."""
-
-    a: GunicornProcess
-    b: GunicornProcess
-    env: dict[str, str | None]
-    redis_url: str
-    redis: redis.Redis
-    log_dir: Path
-
-    def key(self, name: str) -> str:
-        return f"{KEY_PREFIX}{name}"
-
-
 @pytest.fixture(scope="module")
 def cluster(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Servers A and B on the private Redis (emptied first)."""
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    client.flushall()
-    log_dir = tmp_path_factory.mktemp("e2e-features")
-    env = server_env(redis_server.url)
-    port_a = free_port()
-    port_b = free_port()
-    while port_b == port_a:
-        port_b = free_port()
-    a = GunicornProcess(port_a, env, log_dir, name="a")
-    b = GunicornProcess(port_b, env, log_dir, name="b")
-    try:
-        a.spawn()
-        b.spawn()
-        a.wait_healthy(30)
-        b.wait_healthy(30)
-        yield Cluster(a=a, b=b, env=env, redis_url=redis_server.url, redis=client, log_dir=log_dir)
-    finally:
-        a.terminate()
-        b.terminate()
-        a.stop()
-        b.stop()
-        client.close()
+    redis.Redis.from_url(redis_server.url).flushall()
+    with start_cluster(redis_server.url, tmp_path_factory.mktemp("e2e-features")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -112,168 +63,6 @@ def nodes(cluster: Cluster) -> Iterator[NodeClients]:
     """One Node driver for the module, closed before the servers (so they stop at once on SIGTERM)."""
     with NodeClients() as driver:
         yield driver
-
-
-# -- users and tokens ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class User:
-    """A user id and the token of one session of it."""
-
-    id: str
-    token: str
-
-
-def mint(cluster: Cluster, *names: str) -> dict[str, User]:
-    """One ``flask token create`` run: a fresh user id (``name-<uuid>``) and one session per name."""
-    suffix = uuid.uuid4().hex[:10]
-    ids = [f"{name}-{suffix}" for name in names]
-    tokens = create_tokens(cluster.env, *ids, ttl=600)
-    return {name: User(user_id, token) for name, user_id, token in zip(names, ids, tokens, strict=True)}
-
-
-def log_in_again(cluster: Cluster, user: User) -> User:
-    """A new session of the same user (a second login), through the CLI."""
-    (token,) = create_tokens(cluster.env, user.id, ttl=600)
-    return User(user.id, token)
-
-
-# -- sockets --------------------------------------------------------------------------------------------------
-
-_ids = itertools.count(1)
-
-
-def ok(ack: list[Any] | None) -> Any:
-    """The ``data`` of a successful ack envelope."""
-    assert ack is not None and len(ack) == 1, ack
-    envelope = ack[0]
-    assert set(envelope) == {"ok", "data"}, envelope
-    assert envelope["ok"] is True, envelope
-    return envelope["data"]
-
-
-def refused(ack: list[Any] | None, code: str) -> dict[str, Any]:
-    """The ``error`` of a failed ack envelope with ``code``."""
-    assert ack is not None and len(ack) == 1, ack
-    envelope = ack[0]
-    assert set(envelope) == {"ok", "error"}, envelope
-    assert envelope["ok"] is False, envelope
-    error: dict[str, Any] = envelope["error"]
-    assert error["code"] == code, error
-    assert isinstance(error["message"], str) and error["message"], error
-    return error
-
-
-@dataclass
-class Sock:
-    """One Node client socket."""
-
-    nodes: NodeClients
-    id: str
-    user: User | None
-    handshake: Message
-
-    @property
-    def connected(self) -> bool:
-        return self.handshake.get("type") == "connect"
-
-    @property
-    def sid(self) -> str:
-        return str(self.handshake["sid"])
-
-    def emit(self, event: str, *args: Any) -> list[Any] | None:
-        return self.nodes.emit(self.id, event, *args)
-
-    def call(self, event: str, *args: Any) -> Any:
-        """Emit with an ack and return the ``data`` of the (successful) envelope."""
-        return ok(self.emit(event, *args))
-
-    def payloads(self, event: str, where: Callable[[Any], bool] = lambda _: True) -> list[Any]:
-        """Every ``event`` this socket received so far (first argument), oldest first."""
-        found = []
-        for message in self.nodes.events(self.id, event):
-            # Broadcasts end with their recovery offset; events sent to this socket alone do not.
-            assert len(message["args"]) in (1, 2), message
-            assert len(message["args"]) == 1 or re.fullmatch(r"\d{13,}-\d+", message["args"][1]), message
-            if where(message["args"][0]):
-                found.append(message["args"][0])
-        return found
-
-    def wait(
-        self, event: str, since: int = 0, where: Callable[[Any], bool] = lambda _: True, timeout: float = 5.0
-    ) -> Any:
-        """The first ``event`` received at or after log index ``since`` whose payload matches ``where``."""
-        message = self.nodes.wait_for(
-            lambda m: (
-                m.get("type") == "event"
-                and m.get("id") == self.id
-                and m.get("event") == event
-                and len(m.get("args") or []) in (1, 2)
-                and where(m["args"][0])
-            ),
-            timeout=timeout,
-            since=since,
-        )
-        return message["args"][0]
-
-    def wait_disconnect(self, since: int = 0, timeout: float = 5.0) -> Message:
-        return self.nodes.wait_for(
-            lambda m: m.get("type") == "disconnect" and m.get("id") == self.id, timeout=timeout, since=since
-        )
-
-    def log(self, types: list[str] | None = None) -> list[Message]:
-        return self.nodes.of(self.id, types=types)
-
-
-@dataclass
-class Clients:
-    """Opens sockets with unique names and disconnects them all after the test."""
-
-    nodes: NodeClients
-    cluster: Cluster
-    opened: list[Sock] = field(default_factory=list)
-
-    def open(self, user: User | None, server: GunicornProcess, token: str | None = None, **kwargs: Any) -> Sock:
-        """Connect with ``token`` (default: the user's) in ``auth``, websocket only unless told otherwise."""
-        name = f"{user.id if user else 'anon'}-{next(_ids)}"
-        token = token if token is not None else (user.token if user else None)
-        if token is not None:
-            kwargs.setdefault("auth", {"token": token})
-        kwargs.setdefault("transports", ["websocket"])
-        sock = Sock(self.nodes, name, user, {"type": "pending"})
-        self.opened.append(sock)
-        sock.handshake = self.nodes.connect(name, server.url, timeout=10.0, **kwargs)
-        return sock
-
-    def connect(self, user: User, server: GunicornProcess, **kwargs: Any) -> Sock:
-        """Open and insist on a successful websocket handshake."""
-        sock = self.open(user, server, **kwargs)
-        assert sock.handshake["type"] == "connect", f"{user.id} could not connect to {server.name}: {sock.handshake}"
-        assert sock.handshake["transport"] == "websocket", sock.handshake
-        return sock
-
-    def disconnect(self, sock: Sock, timeout: float = 5.0) -> bool:
-        """Disconnect ``sock``; return whether its server released it (its room index entry is gone)."""
-        if sock in self.opened:
-            self.opened.remove(sock)
-        try:
-            self.nodes.disconnect(sock.id)
-        except (NodeClientError, TimeoutError):
-            return False
-        if not sock.connected:
-            return True
-        key = self.cluster.key(f"socket-rooms:{sock.sid}")
-        deadline = time.monotonic() + timeout
-        while self.cluster.redis.exists(key):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
-        return True
-
-    def close_all(self) -> None:
-        for sock in list(self.opened):
-            self.disconnect(sock, timeout=1.0)
 
 
 @pytest.fixture
@@ -286,16 +75,10 @@ def clients(nodes: NodeClients, cluster: Cluster) -> Iterator[Clients]:
 @pytest.fixture(autouse=True)
 def no_server_errors(cluster: Cluster) -> Iterator[None]:
     """Servers A and B log nothing at ERROR level, and no traceback, during the test (LOG_LEVEL=WARNING)."""
-    starts = {server.name: len(server.log_text()) for server in (cluster.a, cluster.b)}
+    servers = (cluster.a, cluster.b)
+    starts = {server.name: len(server.log_text()) for server in servers}
     yield
-    for server in (cluster.a, cluster.b):
-        new = server.log_text()[starts[server.name] :]
-        bad = [line for line in new.splitlines() if re.search(r"\b(ERROR|CRITICAL)\b|^Traceback", line)]
-        assert not bad, f"server {server.name} logged errors:\n{new[-4000:]}"
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+    assert not (errors := server_errors(servers, starts)), errors
 
 
 def api(
