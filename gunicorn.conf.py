@@ -19,7 +19,8 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "20000"))
 _shutdown_timeout = float(os.environ.get("SHUTDOWN_TIMEOUT", "10"))
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", str(int(_shutdown_timeout))))
 timeout = 60
-keepalive = 5
+# gunicorn's `keepalive` does not apply to its gevent pywsgi workers: HANDSHAKE_TIMEOUT (an app setting, see
+# post_worker_init) bounds each request head, idle keep-alive time before the next request included.
 preload_app = False
 # The gevent-websocket worker writes one line per request through the `geventwebsocket.handler` logger
 # (the app's redacting handler scrubs ?token=...); gunicorn's own access log would never fire for it.
@@ -41,10 +42,15 @@ def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
 
 
 def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
-    """On SIGTERM, drain sockets (clients reconnect elsewhere and recover) instead of waiting on them."""
+    """Bound request heads by HANDSHAKE_TIMEOUT; on SIGTERM, drain sockets (clients reconnect elsewhere and
+    recover) instead of waiting on them."""
     import gevent
 
+    from realtime.sockets.transport_guards import install_head_deadline
+
     app = worker.wsgi
+    # Runs before the worker serves: its connections are read by a handler with a deadline on each head.
+    install_head_deadline(worker, app.extensions["realtime"].settings.handshake_timeout)
     lifecycle = app.extensions["realtime"].lifecycle
     original = worker.handle_exit
 

@@ -35,7 +35,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from realtime import cli
     from realtime.extensions import socketio
     from realtime.features import BLUEPRINTS
-    from realtime.http import api, health
+    from realtime.http import api, health, limits
+    from realtime.redis_checks import warn_if_keys_can_be_evicted
     from realtime.service_factory import build_services
     from realtime.sockets.server import install
     from realtime.sockets.transport_guards import install_transport_guards
@@ -44,13 +45,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from realtime.sockets.connection import register_connection_handlers
     from realtime.sockets.dispatch import register_handlers
 
+    # First of the request hooks: an oversized body is refused before anything else runs.
+    limits.init_app(app, settings.max_payload_bytes)
     catalog = EventCatalog(BLUEPRINTS)
     # Built at start-up, so an undocumented handler or response event stops the process.
     app.extensions["realtime_docs"] = EventRegistry(catalog)
     services = build_services(settings, socketio, catalog)
     app.extensions["realtime"] = services
+    # Each worker, at start-up: an eviction policy other than noeviction silently drops sessions and state.
+    warn_if_keys_can_be_evicted(settings.redis_url)
     _init_socketio(app, settings, socketio)
-    install(socketio.server, app, settings.max_outbound_queue, settings.max_concurrent_handshakes)
+    install(
+        socketio.server, app, settings.max_outbound_queue, settings.max_concurrent_handshakes,
+        connect_timeout=settings.connect_timeout,
+    )
     install_transport_guards(2 * settings.max_payload_bytes)
     register_connection_handlers(socketio)
     register_handlers(socketio, catalog)

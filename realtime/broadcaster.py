@@ -4,6 +4,10 @@ Flask-SocketIO's queue publishes one message per round trip. Several emits of on
 in one round trip, in the exact message format python-socketio's ``PubSubManager`` reads, and are delivered
 to this worker's own sockets directly. With connection-state recovery on, each broadcast is first logged and
 given an offset, which travels as the event's last argument (what socket.io-client expects).
+
+A publish that does not get through after a retry raises :class:`PublishError`, which says whether the
+recovery log holds the packets: then a recovering socket replays them from the log, and a caller that sends
+them again later (a chat retry) uses :meth:`Broadcaster.emit_unlogged`, so that the log holds each packet once.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from socketio.packet import Packet
 from socketio.pubsub_manager import PubSubManager
 
 from realtime.recovery import LoggedPacket, RecoveryStore
+from realtime.redis_checks import refused_write
 
 if TYPE_CHECKING:
     from realtime.sockets.catalog import EventCatalog
@@ -24,6 +29,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "/"
+
+
+class PublishError(redis.ConnectionError):
+    """Events could not be fanned out, even after a retry; the sender's ack says ``UNAVAILABLE``.
+
+    :param count: how many events were lost.
+    :param logged: whether the recovery log holds them (with offsets no live socket has received).
+    """
+
+    def __init__(self, count: int, logged: bool) -> None:
+        super().__init__(f"could not publish {count} event(s) to the message queue after a retry")
+        self.logged = logged
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,16 @@ class Broadcaster:
         """Send ``event`` to room (or sid) ``to`` on every worker: at most one Redis round trip."""
         self.emit_many([Outgoing(event, data, to, skip_sid)])
 
+    def emit_unlogged(self, event: str, data: Any, to: str) -> None:
+        """Send ``event`` to room ``to`` on every worker with no recovery-log entry and no offset.
+
+        For a packet the log already holds from an attempt whose publish failed: recovering sockets replay
+        it from there, live sockets get it now, and their offsets stay where they are. At most one round trip.
+        """
+        manager = self._socketio.server.manager
+        queued = self._queue is not None and isinstance(manager, PubSubManager)
+        self._emit_plain(manager, [(Outgoing(event, data, to), self._catalog.shape(event, data))], queued)
+
     def emit_local(self, sid: str, event: str, data: Any) -> None:
         """Send ``event`` to a socket of this worker without touching Redis (no offset: not a broadcast)."""
         self._socketio.server.emit(
@@ -97,7 +124,7 @@ class Broadcaster:
         offsets = self._retrying(lambda: self._recovery.append(packets, channel), len(packets))
         if queued and channel is None:
             bodies = [p.envelope_head + offset + p.envelope_tail for p, offset in zip(packets, offsets, strict=True)]
-            self._retrying(lambda: self._publish(manager.channel, bodies), len(bodies))
+            self._retrying(lambda: self._publish(manager.channel, bodies), len(bodies), logged=True)
         if queued:
             return
         for (message, payload), offset in zip(shaped, offsets, strict=True):
@@ -144,19 +171,30 @@ class Broadcaster:
             pipe.publish(channel, body)
         pipe.execute()
 
-    def _retrying(self, action: Any, count: int) -> Any:
+    def _retrying(self, action: Any, count: int, logged: bool = False) -> Any:
+        """Run ``action``, once more after a Redis error; a second failure to connect raises :class:`PublishError`
+        (``logged``: whether the recovery log already holds the events)."""
         for attempt in (1, 2):
             try:
                 return action()
-            except redis.RedisError:
+            except redis.RedisError as exc:
+                if refused_write(exc):
+                    # A retry would be refused again at once; it takes an operator (memory, failover) to end.
+                    self.failed_publishes += count
+                    logger.warning(
+                        "could not publish %d event(s): redis refused the write (%s); %d failed so far",
+                        count,
+                        type(exc).__name__,
+                        self.failed_publishes,
+                    )
+                    raise
                 if attempt == 2:
                     self.failed_publishes += count
-                    logger.error(
-                        "could not publish %d event(s) after a retry (%d failed so far)",
-                        count,
-                        self.failed_publishes,
-                        exc_info=True,
+                    logger.exception(
+                        "could not publish %d event(s) after a retry (%d failed so far)", count, self.failed_publishes
                     )
+                    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+                        raise PublishError(count, logged) from exc
                     raise
                 logger.warning("publish failed; retrying once", exc_info=True)
         return None

@@ -7,6 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 import redis
@@ -19,13 +20,25 @@ DEDUP_SECONDS = 300
 MAX_NOTIFIED_MEMBERS = 1000
 
 
+class Unsent(StrEnum):
+    """What a stored message still needs after its fan-out failed: the mark a retry with its clientId reads."""
+
+    #: The recovery log holds it (or no log is kept): send it to the room's live sockets only.
+    PUBLISH = "publish"
+    #: Neither logged for recovery nor sent: log and send it, as a new message is.
+    LOG = "log"
+
+
 @dataclass(frozen=True)
 class AppendResult:
-    """The stored message id, whether the send was a retry, and who was offline (notified)."""
+    """The stored message id, whether the send was a retry, who was offline (notified), and for a retry of
+    a message whose fan-out failed, the stored message (with its id) to send now and what it still needs."""
 
     id: str
     duplicate: bool
     offline_user_ids: list[str] = field(default_factory=list)
+    resend: dict[str, Any] | None = None
+    unsent: Unsent | None = None
 
 
 class ChatStore(Protocol):
@@ -40,7 +53,14 @@ class ChatStore(Protocol):
     def append(
         self, room_id: str, message: dict[str, Any], client_id: str | None, notification: dict[str, Any]
     ) -> AppendResult:
-        """Store once per ``client_id`` (5 minutes); store ``notification`` for offline members."""
+        """Store once per ``client_id`` (5 minutes); store ``notification`` for offline members.
+
+        A retry of a message marked by :meth:`mark_unsent` takes the mark and gets the message back as
+        ``resend``: one of several concurrent retries sends it.
+        """
+
+    def mark_unsent(self, room_id: str, sender_id: str, client_id: str, message_id: str, unsent: Unsent) -> None:
+        """Remember that message ``message_id``, stored for ``client_id``, did not reach the room."""
 
     def history(self, room_id: str, before: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
         """Messages older than ``before``, newest first, and the cursor for the next page."""
@@ -87,14 +107,23 @@ class RedisChatStore:
     def append(
         self, room_id: str, message: dict[str, Any], client_id: str | None, notification: dict[str, Any]
     ) -> AppendResult:
-        duplicate, message_id, offline = self._append(
+        duplicate, message_id, offline, unsent, stored = self._append(
             args=[
                 self._keys.prefix, room_id, message["senderId"], client_id or "", DEDUP_SECONDS,
                 json.dumps(message, separators=(",", ":")), self._max_len, self._clock(),
                 json.dumps(notification, separators=(",", ":")), self._cap, MAX_NOTIFIED_MEMBERS,
             ]
         )
-        return AppendResult(id=message_id, duplicate=bool(duplicate), offline_user_ids=list(offline))
+        if not unsent:
+            return AppendResult(id=message_id, duplicate=bool(duplicate), offline_user_ids=list(offline))
+        resend = {**json.loads(stored), "id": message_id}
+        return AppendResult(id=message_id, duplicate=True, resend=resend, unsent=Unsent(unsent))
+
+    def mark_unsent(self, room_id: str, sender_id: str, client_id: str, message_id: str, unsent: Unsent) -> None:
+        # XX: a mark never revives an expired entry (the retry would then store the message a second time).
+        self._redis.set(
+            self._keys.chat_dedup(room_id, sender_id, client_id), f"{message_id}|{unsent}", xx=True, keepttl=True
+        )
 
     def history(self, room_id: str, before: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
         if before is not None:
@@ -134,7 +163,8 @@ class MemoryChatStore:
         self._clock = clock
         self._rooms: dict[str, deque[tuple[str, dict[str, Any]]]] = {}
         self._members: dict[str, set[str]] = {}
-        self._dedup: dict[tuple[str, str, str], tuple[str, float]] = {}
+        #: (room, sender, clientId) → (message id, expiry, what it still needs when its fan-out failed).
+        self._dedup: dict[tuple[str, str, str], tuple[str, float, Unsent | None]] = {}
         self._last_ms = 0
         self._seq = itertools.count()
 
@@ -160,16 +190,32 @@ class MemoryChatStore:
         if client_id:
             self._dedup = {k: v for k, v in self._dedup.items() if v[1] > now}
             if key in self._dedup:
-                return AppendResult(id=self._dedup[key][0], duplicate=True)
+                return self._retry(room_id, key)
         message_id = self._next_id()
         self._rooms.setdefault(room_id, deque(maxlen=self._max_len)).append((message_id, dict(message)))
         if client_id:
-            self._dedup[key] = (message_id, now + DEDUP_SECONDS)
+            self._dedup[key] = (message_id, now + DEDUP_SECONDS, None)
         members = list(self._members.get(room_id, ()))[:MAX_NOTIFIED_MEMBERS]
         offline = [m for m in members if m != message["senderId"] and not self._is_online(m)]
         stored = {**notification, "id": f"chat-{message_id}", "data": {**notification["data"], "messageId": message_id}}
         self._notifications.add(offline, stored)
         return AppendResult(id=message_id, duplicate=False, offline_user_ids=offline)
+
+    def _retry(self, room_id: str, key: tuple[str, str, str]) -> AppendResult:
+        message_id, expires, unsent = self._dedup[key]
+        if unsent is None:
+            return AppendResult(id=message_id, duplicate=True)
+        self._dedup[key] = (message_id, expires, None)
+        for entry_id, stored in self._rooms.get(room_id, ()):
+            if entry_id == message_id:
+                return AppendResult(id=message_id, duplicate=True, resend={**stored, "id": message_id}, unsent=unsent)
+        return AppendResult(id=message_id, duplicate=True)
+
+    def mark_unsent(self, room_id: str, sender_id: str, client_id: str, message_id: str, unsent: Unsent) -> None:
+        key = (room_id, sender_id, client_id)
+        entry = self._dedup.get(key)
+        if entry is not None and entry[0] == message_id and entry[1] > self._clock():
+            self._dedup[key] = (message_id, entry[1], unsent)
 
     def history(self, room_id: str, before: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
         newest_first = reversed(self._rooms.get(room_id, ()))

@@ -5,6 +5,7 @@ import json
 import logging
 
 import click
+import redis
 from flask import Flask
 from flask.cli import AppGroup
 
@@ -40,11 +41,18 @@ def create_tokens(user_ids: tuple[str, ...], ttl: int | None) -> None:
 @token_cli.command("revoke")
 @click.argument("session_id")
 def revoke_token(session_id: str) -> None:
-    """Revoke SESSION_ID: its tokens no longer connect."""
+    """Revoke SESSION_ID: its tokens no longer connect, and its live sockets on every worker get
+    force_logout (reason revoked) and are disconnected at once."""
     services = current_services()
     if not services.sessions.checks_sessions:
         raise click.UsageError("REDIS_URL is not set: there is no session store to revoke from.")
-    if not services.sessions.revoke(session_id):
+    try:
+        known = services.lifecycle.revoke(session_id)
+    except redis.RedisError as exc:
+        raise click.ClickException(
+            f"Redis did not answer ({type(exc).__name__}); check REDIS_URL and that Redis is up, then run again."
+        ) from None
+    if not known:
         raise click.ClickException(f"No session {session_id!r} (already revoked or expired).")
     click.echo(f"revoked {session_id}")
 

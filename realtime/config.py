@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 #: Used only outside prod when JWT_SECRET is unset, so that ``make run`` works out of the box.
 DEV_JWT_SECRET = "realtime-dev-secret-not-for-production-use-0001"
 MIN_HMAC_SECRET_BYTES = 32
+#: The only hosts APP_ENV=prod accepts in a plain http:// origin (a developer's page against a prod server).
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 ROOM_TEMPLATE = re.compile(r"^(user|group|game|party|broadcast):(\{userId\}|[A-Za-z0-9_-]{1,64})$")
 
 
@@ -51,6 +54,8 @@ DEFAULTS: dict[str, str | None] = {
     "API_KEYS": "",
     "PING_INTERVAL": "25",
     "PING_TIMEOUT": "20",
+    "HANDSHAKE_TIMEOUT": "20",
+    "CONNECT_TIMEOUT": "45",
     "MAX_PAYLOAD_BYTES": "1000000",
     "MAX_ROOMS_PER_SOCKET": "200",
     "SESSION_POLICY": "single",
@@ -66,6 +71,7 @@ DEFAULTS: dict[str, str | None] = {
     "MAX_OUTBOUND_QUEUE": "1000",
     "RATE_LIMIT_DISCONNECT": "200",
     "PROBE_INTERVAL": "15",
+    "SESSION_CHECK_INTERVAL": "10",
     "REDIS_MAX_CONNECTIONS": "200",
     "MAX_CONCURRENT_HANDSHAKES": "64",
     "EVENT_RATE": "20",
@@ -100,6 +106,8 @@ class Settings:
     api_keys: tuple[str, ...] = field(repr=False)
     ping_interval: float
     ping_timeout: float
+    handshake_timeout: float
+    connect_timeout: float
     max_payload_bytes: int
     max_rooms_per_socket: int
     session_policy: str
@@ -115,6 +123,7 @@ class Settings:
     max_outbound_queue: int
     rate_limit_disconnect: int
     probe_interval: float
+    session_check_interval: float
     redis_max_connections: int
     max_concurrent_handshakes: int
     event_rate: float
@@ -165,6 +174,12 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         raise ConfigError(
             f"MESSAGE_QUEUE_URL is {message_queue_url!r}; it must start with redis://, rediss:// or unix://."
         )
+    if redis_url is None and prod:
+        raise ConfigError(
+            "REDIS_URL is not set; APP_ENV=prod needs Redis: without it the server runs as one process with "
+            "in-memory stores and never checks a token's session, so any token signed with the secret passes. "
+            "Set REDIS_URL=redis://host:6379/0 (or rediss://...)."
+        )
     if redis_url is None:
         warnings.append(
             "REDIS_URL is not set: running as one process with in-memory stores; "
@@ -195,6 +210,12 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
                 raise ConfigError(
                     f"ALLOWED_ORIGINS has {origin!r}; each origin is scheme://host[:port] with no path."
                 )
+            if prod and origin.startswith("http://") and urlsplit(origin).hostname not in LOOPBACK_HOSTS:
+                raise ConfigError(
+                    f"ALLOWED_ORIGINS has {origin!r}; APP_ENV=prod accepts plain http:// only for localhost, "
+                    f"127.0.0.1 and [::1]. Serve that page over HTTPS and list "
+                    f"{'https://' + origin.removeprefix('http://')!r} instead."
+                )
 
     transports = tuple(_split(_text(raw, "SOCKET_TRANSPORTS")))
     if not transports or any(t not in ("polling", "websocket") for t in transports):
@@ -217,6 +238,11 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
 
     docs_raw = _optional(raw, "WS_DOCS_ENABLED")
     ws_docs_enabled = (not prod) if docs_raw is None else _bool("WS_DOCS_ENABLED", docs_raw)
+    if prod and ws_docs_enabled:
+        warnings.append(
+            "WS_DOCS_ENABLED=true with APP_ENV=prod: anyone can read the event catalogue at /ws-docs "
+            "(every event, field and error code). Unset WS_DOCS_ENABLED unless that is intended."
+        )
 
     api_keys = tuple(_split(_optional(raw, "API_KEYS") or ""))
     if prod:
@@ -268,6 +294,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         api_keys=api_keys,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        handshake_timeout=_float(raw, "HANDSHAKE_TIMEOUT", minimum=1),
+        connect_timeout=_float(raw, "CONNECT_TIMEOUT", minimum=1),
         max_payload_bytes=_int(raw, "MAX_PAYLOAD_BYTES", minimum=1024),
         max_rooms_per_socket=max_rooms,
         session_policy=session_policy,
@@ -283,6 +311,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         max_outbound_queue=_int(raw, "MAX_OUTBOUND_QUEUE", minimum=10),
         rate_limit_disconnect=_int(raw, "RATE_LIMIT_DISCONNECT", minimum=1),
         probe_interval=_float(raw, "PROBE_INTERVAL", minimum=1),
+        session_check_interval=_float(raw, "SESSION_CHECK_INTERVAL", minimum=1),
         redis_max_connections=_int(raw, "REDIS_MAX_CONNECTIONS", minimum=10),
         max_concurrent_handshakes=_int(raw, "MAX_CONCURRENT_HANDSHAKES", minimum=1),
         event_rate=_float(raw, "EVENT_RATE", minimum=0.1),
@@ -326,6 +355,12 @@ def _jwt_keys(raw: Mapping[str, Any], prod: bool, warnings: list[str]) -> tuple[
                 )
             warnings.append("JWT_SECRET is not set: using the built-in development secret (never do this in prod).")
             secret = DEV_JWT_SECRET
+        elif prod and secret == DEV_JWT_SECRET:
+            raise ConfigError(
+                "JWT_SECRET is the built-in development secret, which is public in realtime/config.py; "
+                "APP_ENV=prod refuses it. Set JWT_SECRET to a random "
+                f"{MIN_HMAC_SECRET_BYTES}+ byte string (python -c 'import secrets; print(secrets.token_urlsafe(48))')."
+            )
         if len(secret.encode()) < MIN_HMAC_SECRET_BYTES and prod:
             raise ConfigError(
                 f"JWT_SECRET is {len(secret.encode())} bytes; HS256 needs at least {MIN_HMAC_SECRET_BYTES}. "

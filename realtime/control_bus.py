@@ -5,12 +5,12 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import gevent
-from gevent.event import Event
 import redis
+from gevent.event import Event
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +18,19 @@ Handler = Callable[[dict[str, Any]], None]
 MAX_BACKOFF = 10.0
 #: Seconds after a forced resubscribe during which a missed probe does not force another one.
 RESUBSCRIBE_GRACE = 10.0
+#: Why a session's sockets are logged out: the ``reason`` of ``force_logout``.
+LOGOUT_REASONS = ("duplicate_login", "revoked")
+
+
+def logout_command(session_ids: Sequence[str], reason: str) -> dict[str, Any]:
+    """The command that logs out every socket of ``session_ids`` on every worker (``lua/connect.lua``
+    publishes the same shape for a duplicate login).
+
+    :raises ValueError: when ``reason`` is not one of :data:`LOGOUT_REASONS`.
+    """
+    if reason not in LOGOUT_REASONS:
+        raise ValueError(f"logout reason {reason!r} is not one of {', '.join(LOGOUT_REASONS)}.")
+    return {"op": "logout", "sessions": list(session_ids), "reason": reason}
 
 
 class ControlBus(Protocol):

@@ -44,7 +44,8 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.PAYLOAD_TOO_LARGE: "The event's arguments serialize to more than MAX_PAYLOAD_BYTES.",
     ErrorCode.TOO_MANY_CONNECTIONS: "The user already has MAX_CONNECTIONS_PER_USER live sockets in the cluster "
     "(handshake refusal).",
-    ErrorCode.UNAVAILABLE: "A backing service (Redis) did not answer; retry later.",
+    ErrorCode.UNAVAILABLE: "A backing service (Redis) did not answer, or refused a write (out of memory, read-only "
+    "replica); retry later.",
     ErrorCode.INTERNAL: "An unexpected server error; it is logged with the event name.",
 }
 

@@ -29,6 +29,9 @@ class GameStore(Protocol):
     def is_player(self, game_id: str, user_id: str) -> bool:
         """Whether ``user_id`` plays in ``game_id``."""
 
+    def playing_in(self, game_ids: Sequence[str], user_id: str) -> set[str]:
+        """The games of ``game_ids`` in which ``user_id`` plays (one round trip)."""
+
     def state(self, game_id: str) -> dict[str, Any] | None:
         """The game's state, or None when it does not exist."""
 
@@ -53,6 +56,9 @@ class MemoryGameStore:
     def is_player(self, game_id: str, user_id: str) -> bool:
         game = self._games.get(game_id)
         return game is not None and user_id in game["players"]
+
+    def playing_in(self, game_ids: Sequence[str], user_id: str) -> set[str]:
+        return {game_id for game_id in game_ids if self.is_player(game_id, user_id)}
 
     def state(self, game_id: str) -> dict[str, Any] | None:
         game = self._games.get(game_id)
@@ -93,6 +99,15 @@ class RedisGameStore:
     def is_player(self, game_id: str, user_id: str) -> bool:
         raw = self._redis.hget(self._keys.game(game_id), "players")
         return raw is not None and user_id in json.loads(raw)
+
+    def playing_in(self, game_ids: Sequence[str], user_id: str) -> set[str]:
+        if not game_ids:
+            return set()
+        pipe = self._redis.pipeline(transaction=False)
+        for game_id in game_ids:
+            pipe.hget(self._keys.game(game_id), "players")
+        replies = pipe.execute()
+        return {game_id for game_id, raw in zip(game_ids, replies, strict=True) if raw and user_id in json.loads(raw)}
 
     def state(self, game_id: str) -> dict[str, Any] | None:
         pipe = self._redis.pipeline(transaction=False)

@@ -2,17 +2,24 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import gevent
 import gevent.pool
+import redis
 
 from realtime.broadcaster import Outgoing
+from realtime.control_bus import LOGOUT_REASONS, logout_command
+from realtime.errors import RealtimeError
 from realtime.probes import QueueProbe
+from realtime.redis_checks import REFUSED_WRITE_ERRORS
+from realtime.room_store import RoomCount
+from realtime.rooms import REVALIDATE_ROOM
+from realtime.socket_state import LocalSocket, ReleaseInfo, iso
 from realtime.sockets.recovery_flow import record_for, remember
-from realtime.socket_state import LocalSocket, ReleaseInfo
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +48,10 @@ class Lifecycle:
         self._drained: set[str] = set()
         self._heartbeat: gevent.Greenlet | None = None
         services.bus.subscribe(self.on_control)
+        services.bus.subscribe(self.on_room_control)
         self._probe = QueueProbe(socketio, services.queue)
         self._prober: gevent.Greenlet | None = None
+        self._session_checker: gevent.Greenlet | None = None
         #: Latest probe results: None = nothing to probe, True = heard, False = missed.
         self.probe_results: dict[str, bool | None] = {"queue": None, "control": None}
 
@@ -68,13 +77,15 @@ class Lifecycle:
             self._heartbeat = gevent.spawn(self._heartbeat_forever)
         if self._services.redis is not None:
             self._prober = gevent.spawn(self._probe_forever)
+        if self._services.sessions.checks_sessions:
+            self._session_checker = gevent.spawn(self._check_sessions_forever)
 
     def stop(self) -> None:
         """Stop the heartbeat and the control listener (tests, shutdown)."""
-        for greenlet in (self._heartbeat, self._prober):
+        for greenlet in (self._heartbeat, self._prober, self._session_checker):
             if greenlet is not None:
                 greenlet.kill(block=False)
-        self._heartbeat = self._prober = None
+        self._heartbeat = self._prober = self._session_checker = None
         self._services.bus.stop()
 
     def drain(self, timeout: float, listeners_closed: Callable[[], bool] | None = None) -> int:
@@ -91,7 +102,7 @@ class Lifecycle:
         services = self._services
         services.draining = True
         started = time.monotonic()
-        for greenlet in (self._heartbeat, self._prober):
+        for greenlet in (self._heartbeat, self._prober, self._session_checker):
             if greenlet is not None:
                 greenlet.kill(block=False)
         while listeners_closed is not None and not _safely(listeners_closed) and time.monotonic() - started < 2:
@@ -137,13 +148,128 @@ class Lifecycle:
         sessions = message.get("sessions")
         if not isinstance(sessions, list):
             return
-        targets = set(map(str, sessions))
-        reason = message.get("reason") if message.get("reason") in ("duplicate_login", "revoked") else "revoked"
+        reason = message.get("reason") if message.get("reason") in LOGOUT_REASONS else "revoked"
+        self.log_out(set(map(str, sessions)), reason)
+
+    def log_out(self, session_ids: Collection[str], reason: str) -> int:
+        """Send ``force_logout`` to every socket of ``session_ids`` on this worker, then disconnect it at the
+        Socket.IO level; return how many sockets.
+
+        The client sees ``io server disconnect`` and does not reconnect by itself; the disconnect handler
+        keeps no recovery record for that reason, so the socket cannot be recovered either.
+        """
+        count = 0
         for sid, identity in self._services.connections.items():
-            if identity.session_id in targets:
+            if identity.session_id not in session_ids:
+                continue
+            try:
                 self._services.broadcaster.emit_local(sid, "force_logout", {"reason": reason})
                 self._socketio.server.disconnect(sid, namespace=NAMESPACE, ignore_queue=True)
-                logger.info("socket logged out", extra={"sid": sid, "reason": reason})
+            except Exception:
+                logger.exception("could not log out a socket", extra={"sid": sid, "reason": reason})
+                continue
+            count += 1
+            logger.info("socket logged out", extra={"sid": sid, "reason": reason})
+        return count
+
+    def revoke(self, session_id: str) -> bool:
+        """Revoke a session (``flask token revoke``, ``DELETE /api/v1/sessions/{sid}``): delete it, then log
+        out its sockets on every worker at once; return whether it was known.
+
+        Known means stored; in the embedded default, where tokens minted elsewhere connect without a stored
+        session, a live socket of it here counts too. The command goes out even for an unknown session: the
+        login service may have deleted the key a moment ago while sockets of it are still live, and the
+        periodic check would reach them only later.
+        """
+        services = self._services
+        known = services.sessions.revoke(session_id)
+        if not services.sessions.checks_sessions:
+            known = known or any(identity.session_id == session_id for _, identity in services.connections.items())
+        services.bus.publish(logout_command([session_id], "revoked"))
+        return known
+
+    def check_sessions(self) -> int:
+        """One session check: log out this worker's sockets whose session is gone (deleted or expired by the
+        login service, or lost by Redis); return how many sockets.
+
+        One pipelined round trip for all the sessions of this worker, whatever the traffic. A Redis that does
+        not answer logs nobody out: only an answer saying a session is gone does.
+        """
+        owners = {identity.session_id: identity.user_id for _, identity in self._services.connections.items()}
+        if not owners:
+            return 0
+        try:
+            gone = self._services.sessions.missing(owners)
+        except redis.RedisError as exc:
+            logger.warning("session check skipped: redis did not answer (%s)", type(exc).__name__)
+            return 0
+        if not gone:
+            return 0
+        count = self.log_out(set(gone), "revoked")
+        logger.info("session check: %d session(s) gone, %d socket(s) logged out", len(gone), count)
+        return count
+
+    def on_room_control(self, message: dict[str, Any]) -> None:
+        """Handle :meth:`realtime.rooms.RoomManager.revalidate_room`: re-check the room off the listener."""
+        room = message.get("room")
+        if message.get("op") == REVALIDATE_ROOM and isinstance(room, str):
+            # Hooks may be slow (an app's database): never hold up the control listener with them.
+            gevent.spawn(self._revalidate_logged, room)
+
+    def _revalidate_logged(self, room: str) -> None:
+        try:
+            self.revalidate(room)
+        except Exception:
+            logger.exception("room revalidation failed", extra={"room_prefix": room.partition(":")[0]})
+
+    def revalidate(self, room: str) -> int:
+        """Take this worker's sockets out of ``room`` where its hook now refuses their user; return how many.
+
+        O(sockets in the room here), one hook call per distinct user; they leave as by a leave (index and
+        others' counts, the features' leave announcements) and each gets ``room:removed``.
+        """
+        services = self._services
+        members: list[tuple[str, str]] = []
+        for sid in services.rooms.local_members(room):
+            try:
+                members.append((sid, services.connections.get(sid).user_id))
+            except RealtimeError:
+                continue  # still connecting, or already gone: its own handler runs the hooks
+        refused = {user_id for user_id in {user for _, user in members} if services.rooms.refused(user_id, [room])}
+        removed = [
+            (sid, user_id, [(room, services.rooms.evict(sid, user_id, room))])
+            for sid, user_id in members
+            if user_id in refused
+        ]
+        self._announce_removals(removed)
+        if removed:
+            logger.info("room revalidated: %d socket(s) removed", len(removed),
+                        extra={"room_prefix": room.partition(":")[0]})
+        return len(removed)
+
+    def recheck_recovered(self, sid: str, user_id: str, rooms: list[str]) -> list[str]:
+        """The rooms a recovering socket may re-enter: those whose hook refuses its user now are dropped
+        from its index entries, announced as left and reported to it with ``room:removed``."""
+        refused = self._services.rooms.refused(user_id, rooms)
+        if not refused:
+            return rooms
+        self._announce_removals([(sid, user_id, self._services.rooms.forget(sid, user_id, refused))])
+        logger.info("recovered socket refused %d room(s) by their hooks", len(refused), extra={"sid": sid})
+        return [room for room in rooms if room not in refused]
+
+    def _announce_removals(self, removed: list[tuple[str, str, list[tuple[str, RoomCount]]]]) -> None:
+        """``room:removed`` to each socket (local), then the features' leave broadcasts (one round trip)."""
+        services = self._services
+        for sid, _, counts in removed:
+            for room, _ in counts:
+                services.broadcaster.emit_local(sid, "room:removed", {"room": room, "reason": "forbidden"})
+        stamp = iso(time.time())
+        infos = [
+            ReleaseInfo(sid=sid, user_id=user_id, last_socket=False, last_seen=stamp, room_counts=dict(counts))
+            for sid, user_id, counts in removed
+            if counts
+        ]
+        services.broadcaster.emit_many(self.outgoing_for(infos))
 
     def outgoing_for(self, infos: list[ReleaseInfo]) -> list[Outgoing]:
         """Events the features broadcast for sockets that are gone."""
@@ -193,6 +319,17 @@ class Lifecycle:
                 self.probe_results[name] = False
         return dict(self.probe_results)
 
+    def _check_sessions_forever(self) -> None:
+        interval = self._services.settings.session_check_interval
+        while True:
+            # Jitter spreads the workers' checks over time; it only shortens the wait, so a gone session is
+            # noticed within SESSION_CHECK_INTERVAL.
+            gevent.sleep(interval * random.uniform(0.5, 1.0))
+            try:
+                self.check_sessions()
+            except Exception:
+                logger.exception("session check failed; retrying next interval")
+
     def _probe_forever(self) -> None:
         while True:
             gevent.sleep(self._services.settings.probe_interval)
@@ -204,5 +341,8 @@ class Lifecycle:
             gevent.sleep(interval)
             try:
                 self.beat()
+            except REFUSED_WRITE_ERRORS as exc:
+                # Once per interval until an operator acts: one line, not a traceback each time.
+                logger.warning("heartbeat: redis refused the write (%s); retrying next interval", type(exc).__name__)
             except Exception:
                 logger.exception("heartbeat failed; retrying next interval")

@@ -99,7 +99,11 @@ class RecoveryStore(Protocol):
     def restore(
         self, pid: str, offset: str | None, user_id: str, session_id: str, want_profile: bool
     ) -> Restore:
-        """Check the session, claim the record of ``pid`` and read the packets it missed (all or nothing)."""
+        """Check the session, claim the record of ``pid`` and read the packets it missed (all or nothing).
+
+        Only the record's own session (same user and same session id) claims it; a revoked session
+        (``revoked``) or anyone else's claim (``mismatch``) leaves the record untouched for its owner.
+        """
 
     def since(self, offset: str) -> list[ReplayPacket]:
         """Packets logged after ``offset`` (to close the gap while a recovered socket re-enters its rooms)."""
@@ -245,12 +249,15 @@ class MemoryRecoveryStore:
         check = self._check_session(session_id, user_id)
         if not check.valid:
             return Restore(check=check, status="revoked")
-        entry = self._records.pop(pid, None)
+        entry = self._records.get(pid)
         if entry is None or entry[0] < self._clock():
+            self._records.pop(pid, None)
             return Restore(check=check, status="missing")
         record = entry[1]
         if record.user_id != user_id or record.session_id != session_id:
+            # Ownership first: anyone else's claim leaves the record to its owner.
             return Restore(check=check, status="mismatch")
+        del self._records[pid]
         start = offset or record.last_offset
         self._trim()
         if offset_before(start, self._trimmed_up_to):

@@ -111,3 +111,9 @@ class Keys:
     @property
     def control_channel(self) -> str:
         return f"{self.prefix}control"
+
+    # Readiness.
+    @property
+    def readiness_probe(self) -> str:
+        """STRING written (with a 60 s expiry) by ``/readyz``: a write fails when Redis refuses writes."""
+        return f"{self.prefix}readiness-probe"

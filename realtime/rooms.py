@@ -1,19 +1,24 @@
-"""Room naming convention, authorization hooks and the per-socket room cap."""
+"""Room naming convention, authorization hooks, the per-socket room cap and re-checks when a hook changes."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from realtime.errors import ErrorCode, RealtimeError
 from realtime.identifiers import is_identifier
 from realtime.room_store import RoomCount, RoomStore
 
+if TYPE_CHECKING:
+    from realtime.control_bus import ControlBus
+
 logger = logging.getLogger(__name__)
 
 PREFIXES = ("user", "group", "game", "party", "broadcast", "presence")
 MAX_ROOM_NAME = 80
+#: The control-bus command that makes every worker re-ask a room's hook for its sockets there.
+REVALIDATE_ROOM = "revalidate_room"
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,11 @@ class Membership:
 
 
 class RoomAuthHook(Protocol):
-    """Decides whether a user may join a room of one prefix."""
+    """Decides whether a user may join a room of one prefix.
+
+    A hook may also offer ``allowed_among(user_id, rooms) -> Collection[str]`` (the rooms of ``rooms`` it
+    allows): re-checks of several rooms (a recovering socket's) then ask it once instead of once per room.
+    """
 
     def can_join(self, user_id: str, room: str) -> bool:
         """True to allow."""
@@ -58,6 +67,9 @@ class RoomRouter(Protocol):
     def rooms(self, sid: str) -> set[str]:
         """The named rooms ``sid`` is in (not its private sid room)."""
 
+    def members(self, room: str) -> list[str]:
+        """The sids of this worker in ``room``."""
+
 
 def split_room(room: object) -> tuple[str, str]:
     """Split ``prefix:id``; refuse anything outside the naming convention.
@@ -80,7 +92,8 @@ class RoomManager:
     """Joins and leaves rooms under the naming convention, the hooks and the cap.
 
     ``user:{id}`` rooms are private by rule: no hook can let a user into another user's room.
-    Prefixes without a hook are closed.
+    Prefixes without a hook are closed. Hooks are asked at join time, again on every worker when
+    :meth:`revalidate_room` says a hook's answer may have changed, and when a parked socket recovers.
     """
 
     def __init__(
@@ -89,9 +102,11 @@ class RoomManager:
         store: RoomStore,
         default_rooms: Sequence[str],
         max_rooms_per_socket: int,
+        bus: ControlBus,
     ) -> None:
         self._router = router
         self._store = store
+        self._bus = bus
         self._default_rooms = tuple(default_rooms)
         self._max_rooms = max_rooms_per_socket
         self._hooks: dict[str, RoomAuthHook] = {}
@@ -112,6 +127,61 @@ class RoomManager:
         except RealtimeError:
             return False
         return self._allowed(user_id, room, prefix, ident)
+
+    def revalidate_room(self, room: str) -> None:
+        """Make every socket whose user the room's hook now refuses leave ``room``, on every worker.
+
+        Call this when your hook's answer may have changed (a membership removed). It publishes one command
+        on the control bus (one Redis round trip); each worker re-asks the hook for its own sockets in the
+        room, and the refused ones leave it as by a leave (the others hear it where the feature announces
+        leaves) and get ``room:removed``. Recovery re-asks by itself.
+
+        :raises ValueError: for a name outside the naming convention or a ``user:`` room (no hook decides it).
+        """
+        try:
+            prefix, _ = split_room(room)
+        except RealtimeError as err:
+            raise ValueError(f"Cannot revalidate {room!r}: {err.message}") from None
+        if prefix == "user":
+            raise ValueError(f"{room!r} is a private user room: no hook decides it, so there is nothing to revalidate.")
+        self._bus.publish({"op": REVALIDATE_ROOM, "room": room})
+
+    def local_members(self, room: str) -> list[str]:
+        """The sockets of this worker in ``room``."""
+        return self._router.members(room)
+
+    def refused(self, user_id: str, rooms: Sequence[str]) -> list[str]:
+        """The rooms of ``rooms`` whose hook now refuses ``user_id``, asking each hook again.
+
+        The default rooms are never refused: operator configuration put the socket there, not a hook.
+        """
+        defaults = set(self.default_rooms_for(user_id))
+        by_prefix: dict[str, list[str]] = {}
+        refused: set[str] = set()
+        for room in rooms:
+            if room in defaults:
+                continue
+            try:
+                prefix, _ = split_room(room)
+            except RealtimeError:
+                refused.add(room)
+                continue
+            by_prefix.setdefault(prefix, []).append(room)
+        for prefix, named in by_prefix.items():
+            refused.update(set(named) - self._allowed_among(user_id, prefix, named))
+        return [room for room in rooms if room in refused]
+
+    def _allowed_among(self, user_id: str, prefix: str, rooms: list[str]) -> set[str]:
+        """The rooms of one prefix the hook allows: one call when it offers ``allowed_among``."""
+        hook = self._hooks.get(prefix)
+        batch = getattr(hook, "allowed_among", None)
+        if prefix == "user" or hook is None or batch is None or len(rooms) == 1:
+            return {room for room in rooms if self._allowed(user_id, room, prefix, room.partition(":")[2])}
+        try:
+            return set(batch(user_id, rooms)) & set(rooms)
+        except Exception:
+            logger.exception("room auth hook failed; denying", extra={"room_prefix": prefix})
+            return set()
 
     def _allowed(self, user_id: str, room: str, prefix: str, ident: str) -> bool:
         if prefix == "user":
@@ -186,6 +256,20 @@ class RoomManager:
         """Drop index entries of rooms the socket already left locally (heartbeat repair, no announcements)."""
         self._store.remove(sid, user_id, rooms)
 
+    def evict(self, sid: str, user_id: str, room: str) -> RoomCount:
+        """Take a socket that :meth:`local_members` listed out of ``room``: index first, then this worker's
+        router (one Redis round trip; no scan of the socket's rooms)."""
+        (count,) = self._store.remove(sid, user_id, [room])
+        self._router.leave(sid, room)
+        return count
+
+    def forget(self, sid: str, user_id: str, rooms: Sequence[str]) -> list[tuple[str, RoomCount]]:
+        """Drop index entries of rooms the socket is not in on this worker (a parked socket that comes back
+        without them); return ``(room, count)`` for each, to announce as leaves (one Redis round trip)."""
+        if not rooms:
+            return []
+        return list(zip(rooms, self._store.remove(sid, user_id, rooms), strict=True))
+
     def is_member(self, sid: str, room: str) -> bool:
         """Whether the socket is in ``room`` (local: a socket lives on one worker)."""
         return room in self._router.rooms(sid)
@@ -225,3 +309,7 @@ class SocketIORouter:
     def rooms(self, sid: str) -> set[str]:
         names: Iterable[str] = self._socketio.server.rooms(sid, namespace=self._namespace)  # type: ignore[attr-defined]
         return {name for name in names if name != sid}
+
+    def members(self, room: str) -> list[str]:
+        manager = self._socketio.server.manager  # type: ignore[attr-defined]
+        return [sid for sid, _ in manager.get_participants(self._namespace, room)]

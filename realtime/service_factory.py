@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from realtime.auth.handshake import Authenticator
@@ -38,6 +39,12 @@ class GamePlayersHook:
 
     def can_join(self, user_id: str, room: str) -> bool:
         return self._services.games.is_player(room.partition(":")[2], user_id)
+
+    def allowed_among(self, user_id: str, rooms: Sequence[str]) -> set[str]:
+        """The ``game:`` rooms whose game has ``user_id`` among its players (one round trip)."""
+        ids = [room.partition(":")[2] for room in rooms]
+        playing = self._services.games.playing_in(ids, user_id)
+        return {room for room, game_id in zip(rooms, ids, strict=True) if game_id in playing}
 
 
 def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> Services:
@@ -120,6 +127,7 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
         store=room_store,
         default_rooms=settings.default_rooms,
         max_rooms_per_socket=settings.max_rooms_per_socket,
+        bus=bus,
     )
     services = Services(
         settings=settings,

@@ -90,7 +90,7 @@ class NodeClients:
     dicts (see :attr:`messages`). Message types include ``ready``,
     ``connect``, ``connect_error``, ``disconnect``, ``upgrade``,
     ``reconnect_attempt``, ``reconnect``, ``event``, ``ack``, ``ack_timeout``,
-    ``emitted``, ``closed``, ``transport_closed`` and ``error``.
+    ``emitted``, ``closed``, ``transport_closed``, ``reconnecting`` and ``error``.
 
     Use it as a context manager, or call :meth:`close` when done::
 
@@ -500,6 +500,22 @@ class NodeClients:
         self._command(
             {"op": "close_transport", "id": id},
             lambda m: m.get("type") == "transport_closed" and m.get("id") == id,
+            timeout,
+        )
+
+    def reconnect(self, id: str, timeout: float = 5.0) -> None:
+        """Connect client ``id`` again (``socket.connect()``) after a drop it did not retry by itself.
+
+        The client sends the ``pid`` and offset it holds, as its own reconnection would; wait for the
+        ``connect`` or ``connect_error`` message (from a :meth:`mark` taken before) to see the outcome.
+
+        :param id: the client name.
+        :param timeout: seconds to wait for the driver's confirmation.
+        :raises NodeClientError: when ``id`` is unknown or still connected.
+        """
+        self._command(
+            {"op": "reconnect", "id": id},
+            lambda m: m.get("type") == "reconnecting" and m.get("id") == id,
             timeout,
         )
 

@@ -22,10 +22,14 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One ``redis-server`` process with no persistence, bound to loopback."""
+    """One ``redis-server`` process with no persistence, bound to loopback.
 
-    def __init__(self, port: int | None = None) -> None:
+    :param args: further command-line options, e.g. ``["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]``.
+    """
+
+    def __init__(self, port: int | None = None, args: list[str] | None = None) -> None:
         self.port = port or free_port()
+        self.args = list(args or [])
         self._dir = Path(tempfile.mkdtemp(prefix="realtime-redis-"))
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -41,7 +45,7 @@ class RedisServer:
             raise RuntimeError("redis-server is not on PATH; `make test` installs it (apt-get install redis-server).")
         self._process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self._dir), "--logfile", str(self._dir / "redis.log")],
+             "--dir", str(self._dir), "--logfile", str(self._dir / "redis.log"), *self.args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

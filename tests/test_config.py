@@ -54,6 +54,22 @@ def prod(**changes: str | None) -> dict[str, Any]:
         pytest.param({"WS_DOCS_ENABLED": "maybe"}, "WS_DOCS_ENABLED", "maybe", id="ws-docs-not-a-bool"),
         pytest.param({"MAX_ROOMS_PER_SOCKET": "1"}, "MAX_ROOMS_PER_SOCKET", "2 rooms", id="room-cap-below-defaults"),
         pytest.param(prod(API_KEYS="short-key"), "API_KEYS", "24", id="prod-short-api-key"),
+        pytest.param(prod(REDIS_URL=None), "REDIS_URL", "Set REDIS_URL=redis://", id="prod-without-redis"),
+        pytest.param(
+            prod(JWT_SECRET=DEV_JWT_SECRET), "JWT_SECRET", "built-in development secret", id="prod-dev-jwt-secret"
+        ),
+        pytest.param(
+            prod(ALLOWED_ORIGINS="https://app.example.com,http://app.example.com"),
+            "ALLOWED_ORIGINS",
+            "'http://app.example.com'; APP_ENV=prod accepts plain http:// only for localhost",
+            id="prod-plain-http-origin",
+        ),
+        pytest.param(
+            prod(ALLOWED_ORIGINS="http://localhost.example.com:3000"),
+            "ALLOWED_ORIGINS",
+            "list 'https://localhost.example.com:3000' instead",
+            id="prod-http-origin-that-only-looks-local",
+        ),
     ],
 )
 def test_misconfiguration_is_refused_naming_the_variable(overrides: dict[str, Any], variable: str, also: str) -> None:
@@ -62,6 +78,33 @@ def test_misconfiguration_is_refused_naming_the_variable(overrides: dict[str, An
     message = str(excinfo.value)
     assert variable in message
     assert also in message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param(prod(JWT_SECRET=None), id="prod-without-jwt-secret"),
+        pytest.param(prod(JWT_SECRET=DEV_JWT_SECRET), id="prod-dev-jwt-secret"),
+        pytest.param(prod(JWT_SECRET=DEV_JWT_SECRET[:9]), id="prod-short-jwt-secret"),
+    ],
+)
+def test_refused_secret_is_never_quoted(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(overrides, environ={})
+    assert overrides.get("JWT_SECRET", DEV_JWT_SECRET) not in str(excinfo.value)
+
+
+def test_prod_accepts_plain_http_origins_on_the_loopback_only() -> None:
+    origins = "https://app.example.com,http://localhost:3000,http://127.0.0.1:8080,http://[::1]:5000"
+    settings = load_settings(prod(ALLOWED_ORIGINS=origins), environ={})
+    assert settings.allowed_origins == tuple(origins.split(","))
+
+
+def test_prod_with_the_catalogue_switched_on_warns() -> None:
+    settings = load_settings(prod(WS_DOCS_ENABLED="true"), environ={})
+    assert settings.ws_docs_enabled is True
+    (warning,) = settings.warnings
+    assert "WS_DOCS_ENABLED=true with APP_ENV=prod" in warning and "/ws-docs" in warning
 
 
 @pytest.mark.parametrize(

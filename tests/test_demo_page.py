@@ -108,20 +108,25 @@ def test_vendored_bundle_is_the_pinned_socket_io_client(app: Flask) -> None:
         assert body == NODE_BUNDLE.read_bytes()
 
 
-def test_demo_page_is_not_served_in_prod() -> None:
+def test_demo_page_is_not_served_in_prod(redis_url: str) -> None:
     prod = create_app(
         {
             "APP_ENV": "prod",
             "JWT_SECRET": DEMO_SECRET,
             "ALLOWED_ORIGINS": "https://app.example",
+            "REDIS_URL": redis_url,
+            "MESSAGE_QUEUE_URL": "",
             "LOG_LEVEL": "WARNING",
         }
     )
     client = prod.test_client()
-    assert client.get("/").status_code == 404
-    assert client.post("/dev/token", json={"userId": "alice"}).status_code == 404
-    assert client.get("/static/realtime/vendor/socket.io.min.js").status_code == 404
-    assert client.get("/healthz").status_code == 200
+    try:
+        assert client.get("/").status_code == 404
+        assert client.post("/dev/token", json={"userId": "alice"}).status_code == 404
+        assert client.get("/static/realtime/vendor/socket.io.min.js").status_code == 404
+        assert client.get("/healthz").status_code == 200
+    finally:
+        prod.extensions["realtime"].lifecycle.stop()
 
 
 @pytest.mark.parametrize(

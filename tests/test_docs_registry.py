@@ -33,13 +33,13 @@ def test_every_handler_and_declared_event_is_in_the_registry(app: Flask, registr
 
     assert documented == expected
     assert len(catalog.handlers) == 15
-    assert len(catalog.server_events) == 17
+    assert len(catalog.server_events) == 18
 
 
 def test_every_event_has_description_category_and_an_example(registry: EventRegistry) -> None:
     for event in registry.events():
         assert len(event.description) > 20, event.name
-        assert event.category in {"chat", "presence", "party", "notifications", "game", "session"}, event.name
+        assert event.category in {"chat", "presence", "party", "notifications", "game", "session", "rooms"}, event.name
         assert event.examples, f"{event.name} has no example"
         if event.direction == "client_to_server":
             assert event.ack is not None, f"{event.name} has no ack schema"
@@ -139,7 +139,7 @@ def test_registry_queries(registry: EventRegistry) -> None:
     chat = registry.get_events_by_category("chat")
     history = registry.get_event("chat:history")
 
-    assert sum(categories.values()) == 32
+    assert sum(categories.values()) == 33
     assert categories["chat"] == len(chat) == 10
     assert [e["direction"] for e in history] == ["client_to_server", "server_to_client"]
     assert [e["anchor"] for e in history] == ["chat:history", "chat:history~server"]

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
+import gevent
 import pytest
 from flask import Flask
 from flask_socketio import SocketIOTestClient
@@ -155,6 +157,29 @@ def test_player_removed_from_game_can_no_longer_move(any_app: Flask) -> None:
     assert ack == {"ok": False, "error": {"code": "FORBIDDEN", "message": "You are not a player in this game."}}
 
 
+def test_player_removed_and_revalidated_leaves_the_room_and_hears_nothing_more(any_app: Flask) -> None:
+    alice, bob = players_in_game(any_app)
+    services = any_app.extensions["realtime"]
+    services.games.set_players("g1", ["alice", "carol"])
+    ready = getattr(services.bus, "ready", None)
+    assert ready is None or ready.wait(5), "the control listener of the Redis app never subscribed"
+
+    services.rooms.revalidate_room("game:g1")
+
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 5
+    while not any(m["name"] == "room:removed" for m in seen) and time.monotonic() < deadline:
+        gevent.sleep(0.01)
+        seen += bob.get_received()
+    assert [m["args"][0] for m in seen if m["name"] == "room:removed"] == [{"room": "game:g1", "reason": "forbidden"}]
+    assert services.rooms.count("game:g1").users == 1
+    assert alice.emit("game:move", {"gameId": "g1", "move": {"x": 1}}, callback=True)["ok"]
+    assert [m["args"][0]["state"]["moveCount"] for m in alice.get_received() if m["name"] == "game:state"] == [1]
+    assert received(bob, "game:state") == []
+    assert received(alice, "room:removed") == []
+    assert bob.emit("game:join", {"gameId": "g1"}, callback=True)["error"]["code"] == "FORBIDDEN"
+
+
 def test_third_player_takes_turns_in_registered_order(any_app: Flask) -> None:
     any_app.extensions["realtime"].games.set_players("g3", ["carol", "alice", "bob"])
     carol = connect(any_app, "carol")
@@ -256,3 +281,12 @@ def test_numbers_javascript_cannot_hold_are_refused(any_app: Flask, value: Any) 
 
     assert ack["error"]["code"] == "VALIDATION_ERROR"
     assert "move" in ack["error"]["fields"]
+
+
+def test_playing_in_lists_the_games_of_a_player_in_one_call(any_app: Flask) -> None:
+    games = any_app.extensions["realtime"].games
+    games.set_players("g-a", ["alice", "bob"])
+    games.set_players("g-b", ["carol"])
+    games.set_players("g-c", ["bob"])
+    assert games.playing_in(["g-a", "g-b", "g-c", "g-missing"], "bob") == {"g-a", "g-c"}
+    assert games.playing_in([], "bob") == set()

@@ -6,11 +6,12 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from realtime.control_bus import LocalControlBus
 from realtime.errors import ErrorCode, RealtimeError
 from realtime.lua_scripts import ScriptSet
 from realtime.redis_keys import Keys
 from realtime.room_store import MemoryRoomStore, RedisRoomStore, RoomStore
-from realtime.rooms import AllowAll, RoomManager
+from realtime.rooms import REVALIDATE_ROOM, AllowAll, RoomManager
 
 DEFAULT_ROOMS = ("user:{userId}", "broadcast:all")
 OPEN_PREFIXES = ("group:", "game:", "party:", "broadcast:")
@@ -31,6 +32,9 @@ class FakeRouter:
     def rooms(self, sid: str) -> set[str]:
         return set(self._rooms.get(sid, set()))
 
+    def members(self, room: str) -> list[str]:
+        return sorted(sid for sid, rooms in self._rooms.items() if room in rooms)
+
 
 @pytest.fixture(params=["memory", "redis"])
 def store(request: pytest.FixtureRequest) -> Iterator[RoomStore]:
@@ -48,9 +52,14 @@ def router() -> FakeRouter:
 
 
 @pytest.fixture
-def manager(router: FakeRouter, store: RoomStore) -> RoomManager:
+def bus() -> LocalControlBus:
+    return LocalControlBus()
+
+
+@pytest.fixture
+def manager(router: FakeRouter, store: RoomStore, bus: LocalControlBus) -> RoomManager:
     """Closed by default: no hooks, at most 3 rooms per socket."""
-    return RoomManager(router, store, DEFAULT_ROOMS, max_rooms_per_socket=3)
+    return RoomManager(router, store, DEFAULT_ROOMS, max_rooms_per_socket=3, bus=bus)
 
 
 @pytest.fixture
@@ -282,3 +291,69 @@ def test_defaults_count_towards_the_cap(open_manager: RoomManager) -> None:
     open_manager.enter_local("s1", open_manager.default_rooms_for("alice"))
     assert open_manager.join("s1", "alice", "group:a").changed is True
     assert refusal(open_manager, "s1", "alice", "group:b").code == ErrorCode.ROOM_LIMIT
+
+
+def test_revalidate_room_publishes_one_command_for_every_worker(manager: RoomManager, bus: LocalControlBus) -> None:
+    heard: list[dict[str, object]] = []
+    bus.subscribe(heard.append)
+    manager.revalidate_room("game:g1")
+    assert heard == [{"op": REVALIDATE_ROOM, "room": "game:g1"}]
+
+
+@pytest.mark.parametrize("room", ["user:alice", "game:../x", "nope:x", "game:"])
+def test_revalidate_room_refuses_user_rooms_and_crafted_names(manager: RoomManager, room: str) -> None:
+    with pytest.raises(ValueError, match="revalidate"):
+        manager.revalidate_room(room)
+
+
+def test_refused_asks_the_hooks_again_and_keeps_default_rooms(manager: RoomManager, router: FakeRouter) -> None:
+    players = {"alice", "bob"}
+    manager.register_auth_hook("game:", lambda user_id, room: user_id in players)
+    manager.register_auth_hook("broadcast:", lambda user_id, room: False)
+    manager.join("s1", "bob", "game:g1")
+    players.discard("bob")
+    rooms = ["user:bob", "broadcast:all", "game:g1", "game:g2"]
+    assert manager.refused("bob", rooms) == ["game:g1", "game:g2"]
+    assert manager.refused("alice", ["game:g1"]) == []
+    assert manager.local_members("game:g1") == ["s1"]
+
+
+def test_forget_drops_index_entries_and_reports_the_last_socket_of_a_user(open_manager: RoomManager) -> None:
+    open_manager.join("s1", "bob", "game:g1")
+    open_manager.join("s2", "alice", "game:g1")
+    [(room, count)] = open_manager.forget("s1", "bob", ["game:g1"])
+    assert room == "game:g1"
+    assert (count.sockets, count.users, count.user_changed) == (1, 1, True)
+    assert open_manager.count("game:g1").users == 1
+
+
+class BatchHook:
+    """A hook that offers ``allowed_among``: re-checks of several rooms ask it once."""
+
+    def __init__(self, players: set[str]) -> None:
+        self.players = players
+        self.calls: list[tuple[str, ...]] = []
+
+    def can_join(self, user_id: str, room: str) -> bool:
+        self.calls.append((room,))
+        return user_id in self.players
+
+    def allowed_among(self, user_id: str, rooms: list[str]) -> set[str]:
+        self.calls.append(tuple(rooms))
+        return {room for room in rooms if room != "game:g2" and user_id in self.players}
+
+
+def test_refused_asks_a_batch_hook_once_for_all_its_rooms(manager: RoomManager) -> None:
+    hook = BatchHook({"bob"})
+    manager.register_auth_hook("game:", hook)
+    assert manager.refused("bob", ["game:g1", "game:g2", "game:g3", "user:bob"]) == ["game:g2"]
+    assert hook.calls == [("game:g1", "game:g2", "game:g3")]
+
+
+def test_a_batch_hook_that_raises_refuses_all_its_rooms(manager: RoomManager) -> None:
+    class Broken(BatchHook):
+        def allowed_among(self, user_id: str, rooms: list[str]) -> set[str]:
+            raise RuntimeError("database down")
+
+    manager.register_auth_hook("game:", Broken({"bob"}))
+    assert manager.refused("bob", ["game:g1", "game:g2"]) == ["game:g1", "game:g2"]

@@ -31,8 +31,8 @@ def test_events_route_lists_every_event(app: Flask) -> None:
     status, body = get_json(app, "/ws-docs/events")
 
     assert status == 200
-    assert body["count"] == len(body["events"]) == 32
-    assert body["categories"] == {"chat": 10, "game": 3, "notifications": 5, "party": 6, "presence": 6, "session": 2}
+    assert body["count"] == len(body["events"]) == 33
+    assert body["categories"] == {"chat": 10, "game": 3, "notifications": 5, "party": 6, "presence": 6, "rooms": 1, "session": 2}
     assert {e["name"] for e in body["events"]} >= {"chat:message", "force_logout", "system:announcement"}
 
 
@@ -80,11 +80,17 @@ def test_broadcast_event_is_documented_as_broadcast(app: Flask) -> None:
     ],
     ids=["local-default", "dev-default", "local-switched-off", "prod-default", "prod-switched-on"],
 )
-def test_ws_docs_enabled_switch(config: dict[str, Any], overrides: dict[str, str], enabled: bool) -> None:
-    app = create_app({**config, **overrides})
+def test_ws_docs_enabled_switch(
+    config: dict[str, Any], overrides: dict[str, str], enabled: bool, redis_url: str
+) -> None:
+    # APP_ENV=prod refuses to start without Redis.
+    stores = {"REDIS_URL": redis_url, "MESSAGE_QUEUE_URL": ""} if overrides.get("APP_ENV") == "prod" else {}
+    app = create_app({**config, **overrides, **stores})
     client = app.test_client()
-
-    statuses = {path: client.get(path).status_code for path in ROUTES}
+    try:
+        statuses = {path: client.get(path).status_code for path in ROUTES}
+    finally:
+        app.extensions["realtime"].lifecycle.stop()
 
     assert set(statuses.values()) == ({200} if enabled else {404}), statuses
 

@@ -145,12 +145,14 @@ def test_standalone_export_inlines_every_asset(app: Flask, tmp_path: Path) -> No
     assert "</script" not in html.split("<script>", 1)[1].split("</script>", 1)[0]
 
 
-def test_catalogue_in_prod_when_enabled_offers_no_minting() -> None:
+def test_catalogue_in_prod_when_enabled_offers_no_minting(redis_url: str) -> None:
     prod = create_app(
         {
             "APP_ENV": "prod",
             "JWT_SECRET": SECRET,
             "ALLOWED_ORIGINS": "https://app.example",
+            "REDIS_URL": redis_url,
+            "MESSAGE_QUEUE_URL": "",
             "LOG_LEVEL": "WARNING",
             "WS_DOCS_ENABLED": "true",
         }
@@ -167,9 +169,16 @@ def test_catalogue_in_prod_when_enabled_offers_no_minting() -> None:
         prod.extensions["realtime"].lifecycle.stop()
 
 
-def test_catalogue_is_not_served_in_prod() -> None:
+def test_catalogue_is_not_served_in_prod(redis_url: str) -> None:
     prod = create_app(
-        {"APP_ENV": "prod", "JWT_SECRET": SECRET, "ALLOWED_ORIGINS": "https://app.example", "LOG_LEVEL": "WARNING"}
+        {
+            "APP_ENV": "prod",
+            "JWT_SECRET": SECRET,
+            "ALLOWED_ORIGINS": "https://app.example",
+            "REDIS_URL": redis_url,
+            "MESSAGE_QUEUE_URL": "",
+            "LOG_LEVEL": "WARNING",
+        }
     )
     try:
         client = prod.test_client()

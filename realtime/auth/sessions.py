@@ -2,13 +2,15 @@
 
 The login service writes sessions (``{prefix}session:{sid}`` hash with ``userId``) and profiles
 (``{prefix}user:{id}`` hash with ``username``, ``avatarUrl``); ``flask token create`` writes sessions
-for development and QA. On connect both are read in one pipelined round trip.
+for development and QA. On connect both are read in one pipelined round trip; while sockets are live, each
+worker re-reads their sessions periodically (:meth:`SessionStore.missing`), so a session the login service
+deletes or lets expire stops its sockets too.
 """
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,6 +55,10 @@ class SessionStore(Protocol):
     def check(self, session_id: str, user_id: str, want_profile: bool) -> SessionCheck:
         """Whether the session exists and belongs to ``user_id``; with the profile if asked."""
 
+    def missing(self, owners: Mapping[str, str]) -> list[str]:
+        """The session ids of ``owners`` (session id -> user id) that no longer exist or belong to another
+        user, in one round trip; raises (never answers "all gone") when the store does not answer."""
+
     def put_profile(self, profile: Profile) -> None:
         """Store a user's public profile."""
 
@@ -88,6 +94,9 @@ class MemorySessionStore:
     def check(self, session_id: str, user_id: str, want_profile: bool) -> SessionCheck:
         valid = session_id not in self._revoked
         return SessionCheck(valid=valid, profile=self._profiles.get(user_id) if want_profile else None)
+
+    def missing(self, owners: Mapping[str, str]) -> list[str]:
+        return [session_id for session_id in owners if session_id in self._revoked]
 
     def put_profile(self, profile: Profile) -> None:
         self._profiles[profile.id] = profile
@@ -133,6 +142,18 @@ class RedisSessionStore:
             fields = replies[1] or {}
             profile = Profile(id=user_id, username=fields.get("username") or user_id, avatar_url=fields.get("avatarUrl"))
         return SessionCheck(valid=replies[0] == user_id, profile=profile)
+
+    def missing(self, owners: Mapping[str, str]) -> list[str]:
+        if not owners:
+            return []
+        # One pipeline for every session of this worker: one round trip per check, however many sockets.
+        pipe = self._redis.pipeline(transaction=False)
+        for session_id in owners:
+            pipe.hget(self._session_key(session_id), "userId")
+        replies = pipe.execute()
+        return [
+            session_id for (session_id, user_id), owner in zip(owners.items(), replies, strict=True) if owner != user_id
+        ]
 
     def put_profile(self, profile: Profile) -> None:
         mapping = {"username": profile.username}

@@ -17,6 +17,7 @@ CATEGORY_DESCRIPTIONS = {
     "notifications": "Personal, group and system notifications.",
     "game": "Turn-based games (game:{gameId}).",
     "session": "Session control and errors.",
+    "rooms": "Room membership the server takes back when a room's hook no longer admits the user.",
 }
 HANDSHAKE = (
     "Socket.IO v5 over Engine.IO v4 at path /socket.io/ (websocket, or long-polling then upgrade). "

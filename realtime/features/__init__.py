@@ -6,7 +6,8 @@ from realtime.features.game import game
 from realtime.features.notifications import notifications
 from realtime.features.party import party
 from realtime.features.presence import presence
+from realtime.features.rooms import rooms
 from realtime.sockets.blueprint import SocketBlueprint
 from realtime.sockets.connection import session
 
-BLUEPRINTS: list[SocketBlueprint] = [session, chat, presence, party, notifications, game]
+BLUEPRINTS: list[SocketBlueprint] = [session, chat, presence, party, notifications, game, rooms]

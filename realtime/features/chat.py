@@ -1,10 +1,14 @@
 """Chat: ``group:{roomId}`` rooms with history, idempotent sends, typing and offline notifications."""
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from realtime.broadcaster import Outgoing
+import redis
+
+from realtime.broadcaster import Outgoing, PublishError
+from realtime.chat_store import AppendResult, Unsent
 from realtime.docs.decorators import ws_ack, ws_event, ws_payload, ws_response
 from realtime.errors import ErrorCode, RealtimeError
 from realtime.schemas.chat import (
@@ -23,6 +27,8 @@ from realtime.schemas.chat import (
 from realtime.services import Services
 from realtime.socket_state import ConnectInfo, ReleaseInfo
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
+
+logger = logging.getLogger(__name__)
 
 chat = SocketBlueprint("chat")
 
@@ -155,7 +161,8 @@ def leave(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
 @ws_event(
     "chat:message",
     "Send a message to a joined room: stored in the room's history, then chat:new_message to every member. "
-    "A retry with the same clientId within 5 minutes is stored and delivered once. Members with no live "
+    "A retry with the same clientId within 5 minutes is stored once; it is delivered once, unless the first "
+    "attempt was stored but answered UNAVAILABLE: then the retry delivers it (same id). Members with no live "
     "socket get a stored notification.",
     room_required=True,
     examples=[
@@ -191,16 +198,54 @@ def message(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
         "data": {"roomId": room_id, "senderId": ctx.user_id},
         "createdAt": created,
     }
-    result = services.chat.append(room_id, body, data.get("clientId"), notification)
+    client_id = data.get("clientId")
+    result = services.chat.append(room_id, body, client_id, notification)
     if result.duplicate:
+        if result.resend is not None and result.unsent is not None:
+            _send(services, room, client_id, result.resend, result.unsent)
         return {"id": result.id, "duplicate": True}
-    services.broadcaster.emit("chat:new_message", {**body, "id": result.id}, to=room)
-    services.typing.reset(ctx.sid, room)
-    if result.offline_user_ids:
-        stored = {**notification, "id": f"chat-{result.id}", "data": {**notification["data"], "messageId": result.id}}
-        for hook in services.push_hooks:
-            hook(result.offline_user_ids, stored)
+    try:
+        _send(services, room, client_id, {**body, "id": result.id}, Unsent.LOG)
+    finally:
+        # Stored is stored: offline members already have the notification, whatever the fan-out did.
+        services.typing.reset(ctx.sid, room)
+        _push_offline(services, result, notification)
     return {"id": result.id, "duplicate": False}
+
+
+def _send(services: Services, room: str, client_id: str | None, message: dict[str, Any], unsent: Unsent) -> None:
+    """Send a stored message to its room; when the fan-out fails, mark what it still needs for the retry.
+
+    ``unsent`` is what the message needs: ``LOG`` (a new message) is logged for recovery and published,
+    ``PUBLISH`` (the recovery log holds it from a failed attempt) is published without a new log entry, so
+    that a recovering socket replays it once.
+    """
+    try:
+        if unsent is Unsent.PUBLISH:
+            services.broadcaster.emit_unlogged("chat:new_message", message, to=room)
+        else:
+            services.broadcaster.emit("chat:new_message", message, to=room)
+    except PublishError as exc:
+        if client_id:
+            needs = Unsent.PUBLISH if unsent is Unsent.PUBLISH or exc.logged else Unsent.LOG
+            try:
+                services.chat.mark_unsent(message["roomId"], message["senderId"], client_id, message["id"], needs)
+            except redis.RedisError:
+                logger.warning(
+                    "chat message %s is stored but not sent, and could not be marked for its retry",
+                    message["id"],
+                    exc_info=True,
+                )
+        raise
+
+
+def _push_offline(services: Services, result: AppendResult, notification: dict[str, Any]) -> None:
+    """Hand the offline members of a new message to the push hooks."""
+    if not result.offline_user_ids:
+        return
+    stored = {**notification, "id": f"chat-{result.id}", "data": {**notification["data"], "messageId": result.id}}
+    for hook in services.push_hooks:
+        hook(result.offline_user_ids, stored)
 
 
 @chat.on("chat:history")

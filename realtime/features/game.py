@@ -15,7 +15,8 @@ game.emits(
     "game:state",
     GameStateOutSchema,
     "The game's state and whose turn it is: to the room after each move or player change, and to a player "
-    "who joins.",
+    "who joins. A player removed by a player change leaves the room on every worker (room:removed) and gets "
+    "no game:state of it after that.",
     to="game:{gameId}",
     examples=[
         {

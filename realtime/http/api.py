@@ -7,7 +7,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-import redis
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError
@@ -17,7 +16,9 @@ from realtime.broadcaster import Outgoing
 from realtime.errors import ErrorCode, RealtimeError, failure, ok
 from realtime.features.notifications import new_notification, publish_personal
 from realtime.game_store import turn_of
+from realtime.http.limits import json_body
 from realtime.identifiers import is_identifier
+from realtime.redis_checks import UNAVAILABLE_ERRORS, log_unavailable, unavailable
 from realtime.rooms import split_room
 from realtime.schemas.api import (
     EmitRequestSchema,
@@ -75,10 +76,9 @@ def api_endpoint(func: Callable[..., tuple[Any, int]]) -> Callable[..., Response
             return jsonify(ok(data)), status
         except RealtimeError as err:
             return jsonify(failure(err)), STATUS.get(err.code, 400)
-        except (redis.ConnectionError, redis.TimeoutError):
-            logger.warning("publish API: redis unavailable", exc_info=True)
-            error = RealtimeError(ErrorCode.UNAVAILABLE, "A backing service is unavailable; retry shortly.")
-            return jsonify(failure(error)), 503
+        except UNAVAILABLE_ERRORS as exc:
+            log_unavailable(logger, f"serving {request.path}", exc)
+            return jsonify(failure(unavailable(exc))), 503
 
     return wrapper
 
@@ -86,9 +86,10 @@ def api_endpoint(func: Callable[..., tuple[Any, int]]) -> Callable[..., Response
 def body(schema: Schema) -> dict[str, Any]:
     """The JSON body loaded through ``schema``.
 
-    :raises RealtimeError: ``VALIDATION_ERROR`` with per-field messages.
+    :raises RealtimeError: ``VALIDATION_ERROR`` with per-field messages, or when the body is not JSON or nests
+        too deep (see :mod:`realtime.http.limits`, which also answers an oversized body ``413``).
     """
-    payload = request.get_json(silent=True)
+    payload = json_body()
     if not isinstance(payload, dict):
         raise RealtimeError(ErrorCode.VALIDATION_ERROR, "The body must be a JSON object.")
     try:
@@ -155,12 +156,26 @@ def party_media(services: Services, party_id: str) -> tuple[Any, int]:
     return services.catalog.shape("party:new_media", payload), 202
 
 
+@bp.delete("/sessions/<session_id>")
+@api_endpoint
+def revoke_session(services: Services, session_id: str) -> tuple[Any, int]:
+    """Revoke a session: its tokens stop connecting, and its live sockets on every worker get
+    ``force_logout`` (reason ``revoked``) and are disconnected at once."""
+    if not services.lifecycle.revoke(path_id(session_id, "sessionId")):
+        raise RealtimeError(
+            ErrorCode.NOT_FOUND, f"No session {session_id!r}: it was never created, or is already revoked or expired."
+        )
+    return {"sessionId": session_id, "revoked": True}, 200
+
+
 @bp.post("/games/<game_id>/players")
 @api_endpoint
 def game_players(services: Services, game_id: str) -> tuple[Any, int]:
-    """Create a game or replace its players (turn order); players in the room see the new state."""
+    """Create a game or replace its players (turn order); players in the room see the new state, and the
+    sockets of players no longer in it leave the room on every worker (``room:removed``)."""
     players = list(dict.fromkeys(body(GamePlayersInSchema())["userIds"]))
     state = services.games.set_players(path_id(game_id, "gameId"), players)
+    services.rooms.revalidate_room(f"game:{game_id}")
     snapshot = {"gameId": game_id, "state": state, "turn": turn_of(state)}
     services.broadcaster.emit("game:state", snapshot, to=f"game:{game_id}")
     return services.catalog.shape("game:state", snapshot), 201

@@ -7,6 +7,7 @@ import redis
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from realtime.redis_checks import probe_write, refused_write
 from realtime.services import current_services
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,11 @@ def healthz() -> ResponseReturnValue:
 
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    """Ready to take sockets: Redis answers and this worker's pub/sub listeners heard their last probe."""
+    """Ready to take sockets: Redis accepts a write and this worker's pub/sub listeners heard their last probe.
+
+    The write (not a ``PING``) also catches a Redis that answers but refuses writes: out of memory under
+    ``noeviction``, or a read-only replica after a failover: every event that writes would fail.
+    """
     services = current_services()
     if services.draining:
         return jsonify(status="draining"), 503
@@ -35,10 +40,11 @@ def readyz() -> ResponseReturnValue:
         "failedPublishes": services.broadcaster.failed_publishes,
     }
     try:
-        client.ping()
+        probe_write(client, services.keys.readiness_probe)
     except redis.RedisError as exc:
-        logger.warning("readiness: redis unreachable (%s)", type(exc).__name__)
-        return jsonify(status="unavailable", redis="unreachable", **details), 503
+        word = "refusing writes" if refused_write(exc) else "unreachable"
+        logger.warning("readiness: redis %s (%s)", word, type(exc).__name__)
+        return jsonify(status="unavailable", redis=word, **details), 503
     if any(result is False for result in probes.values()):
         return jsonify(status="unavailable", redis="ok", **details), 503
     return jsonify(status="ready", redis="ok", **details)

@@ -1,18 +1,35 @@
 -- Store a chat message once per clientId, and notify room members who are offline.
 -- ARGV: prefix, room_id, sender, client_id ('' for none), dedup_ttl, message_json, max_len, now,
 --       notification_template_json (id and data.messageId filled here), notify_cap, max_members
--- Returns {duplicate (0|1), message id, {offline user ids...}}
+-- Returns {duplicate (0|1), message id, {offline user ids...}, unsent, stored message_json}
+--   The dedup key holds the message id, followed by '|publish' or '|log' while a failed fan-out left the
+--   message unsent (see ChatStore.mark_unsent). A retry that finds such a mark takes it (so concurrent
+--   retries send once) and gets the stored message back, to send it: unsent is '' when there is nothing to
+--   send, 'publish' when the recovery log already holds it, 'log' when it must be logged too.
 local prefix, room, sender, client_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local dedup_ttl, message_json, max_len, now = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local template, cap, max_members = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
+local stream = prefix .. 'chat:' .. room
 
 local dedup_key = prefix .. 'chat-dedup:' .. room .. ':' .. sender .. ':' .. client_id
 if client_id ~= '' then
   local existing = redis.call('GET', dedup_key)
-  if existing then return {1, existing, {}} end
+  if existing then
+    local id, unsent = string.match(existing, '^([^|]+)|?(.*)$')
+    if unsent == '' then return {1, id, {}, '', ''} end
+    redis.call('SET', dedup_key, id, 'KEEPTTL')
+    -- A message trimmed out of the history in the meantime is not sent any more.
+    for _, entry in ipairs(redis.call('XRANGE', stream, id, id)) do
+      local fields = entry[2]
+      for j = 1, #fields, 2 do
+        if fields[j] == 'm' then return {1, id, {}, unsent, fields[j + 1]} end
+      end
+    end
+    return {1, id, {}, '', ''}
+  end
 end
 
-local id = redis.call('XADD', prefix .. 'chat:' .. room, 'MAXLEN', '~', max_len, '*', 'm', message_json)
+local id = redis.call('XADD', stream, 'MAXLEN', '~', max_len, '*', 'm', message_json)
 if client_id ~= '' then redis.call('SET', dedup_key, id, 'EX', dedup_ttl) end
 
 local offline = {}
@@ -26,4 +43,4 @@ for _, member in ipairs(members) do
     table.insert(offline, member)
   end
 end
-return {0, id, offline}
+return {0, id, offline, '', ''}

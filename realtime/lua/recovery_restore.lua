@@ -3,6 +3,8 @@
 --       offset ('' = use the record's), cap
 -- Returns {session_owner ('' if none), profile_flat, status, record_json, entries}
 --   status: 'ok' | 'revoked' | 'missing' | 'mismatch' | 'gap' | 'overflow'
+--   The record is deleted (claimed) only once the session is valid and is the record's own session:
+--   'revoked' and 'mismatch' leave it untouched.
 --   entries: {{id, event, room, skip_sid, payload_json}, ...} after the offset, oldest first
 local session_key, user_id, session_id = ARGV[1], ARGV[2], ARGV[3]
 local want_profile, profile_key, recovery_key = ARGV[4], ARGV[5], ARGV[6]
@@ -15,11 +17,12 @@ if owner ~= user_id then return {owner, profile, 'revoked', '', {}} end
 
 local raw = redis.call('GET', recovery_key)
 if not raw then return {owner, profile, 'missing', '', {}} end
-redis.call('DEL', recovery_key)
+-- Ownership first: only the record's own session claims it; anyone else's claim leaves it to its owner.
 local record = cjson.decode(raw)
 if record.userId ~= user_id or record.sessionId ~= session_id then
   return {owner, profile, 'mismatch', '', {}}
 end
+redis.call('DEL', recovery_key)
 
 local start = offset
 if start == '' then start = record.lastOffset or '0-0' end

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields
 
 from realtime.schemas.fields import FORBIDDEN_KEYS, BoundedList, Identifier
 

@@ -5,7 +5,7 @@ from marshmallow import Schema, fields, validate
 
 
 class ForceLogoutOutSchema(Schema):
-    """``force_logout``: this session was replaced; the socket is disconnected right after."""
+    """``force_logout``: this session was replaced or revoked; the socket is disconnected right after."""
 
     reason = fields.String(required=True, validate=validate.OneOf(("duplicate_login", "revoked")),
                            metadata={"example": "duplicate_login"})

@@ -10,9 +10,10 @@ from flask_socketio import ConnectionRefusedError
 from flask_socketio import SocketIO as FlaskSocketIO
 
 from realtime.auth.handshake import extract_token
-from realtime.errors import ErrorCode, RealtimeError
+from realtime.errors import RealtimeError
 from realtime.extensions import socketio
 from realtime.recovery import new_pid
+from realtime.redis_checks import log_unavailable, unavailable
 from realtime.schemas.session import ErrorEventOutSchema, ForceLogoutOutSchema
 from realtime.services import current_services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
@@ -27,11 +28,14 @@ session = SocketBlueprint("session")
 session.emits(
     "force_logout",
     ForceLogoutOutSchema,
-    "Sent to every socket of a session that a newer login of the same user replaced (SESSION_POLICY=single); "
-    "the server disconnects the socket right after (reason io server disconnect), so the client does not "
-    "reconnect by itself. The old token is refused from then on (SESSION_REVOKED).",
-    to="every socket of the replaced session, on any worker",
-    examples=[{"reason": "duplicate_login"}],
+    "Sent to every socket of a session that a newer login of the same user replaced (SESSION_POLICY=single; "
+    "reason duplicate_login) or that was revoked (reason revoked: flask token revoke or DELETE "
+    "/api/v1/sessions/{sid} at once; the session deleted or expired by the login service, or lost by Redis, "
+    "within SESSION_CHECK_INTERVAL); the server disconnects the socket right after (reason io server "
+    "disconnect), so the client does not reconnect by itself. The old token is refused from then on "
+    "(SESSION_REVOKED).",
+    to="every socket of the replaced or revoked session, on any worker",
+    examples=[{"reason": "duplicate_login"}, {"reason": "revoked"}],
 )
 session.emits(
     "error",
@@ -78,9 +82,9 @@ def on_connect(auth: Any = None) -> None:
     except RealtimeError as err:
         logger.info("handshake refused: %s", err.code.value)
         raise ConnectionRefusedError(err.message, err.to_dict()) from None
-    except redis.RedisError:
-        logger.warning("redis unavailable during connect", exc_info=True)
-        error = RealtimeError(ErrorCode.UNAVAILABLE, "A backing service is unavailable; retry shortly.")
+    except redis.RedisError as exc:
+        log_unavailable(logger, "connecting a socket", exc)
+        error = unavailable(exc)
         raise ConnectionRefusedError(error.message, error.to_dict()) from None
     if pid:
         server.pids[sid] = pid
@@ -91,8 +95,8 @@ def on_connect(auth: Any = None) -> None:
     outgoing = [message for hook in services.catalog.connect_hooks for message in hook(ctx, info)]
     try:
         services.broadcaster.emit_many(outgoing)
-    except redis.RedisError:
-        logger.warning("connect broadcasts failed", exc_info=True)
+    except redis.RedisError as exc:
+        log_unavailable(logger, "sending a connecting socket's broadcasts", exc)
     if info.evicted_sessions:
         logger.info("duplicate login: %d older session(s) logged out", len(info.evicted_sessions))
     logger.info("socket connected", extra={"sid": sid, "user_id": identity.user_id})
@@ -119,6 +123,6 @@ def on_disconnect(reason: Any = None) -> None:
     try:
         infos = services.state.release([sid])
         services.broadcaster.emit_many(services.lifecycle.outgoing_for(infos))
-    except redis.RedisError:
-        logger.warning("could not release a closed socket; the reaper will", exc_info=True)
+    except redis.RedisError as exc:
+        log_unavailable(logger, "releasing a closed socket (the reaper will)", exc)
     logger.info("socket disconnected", extra={"sid": sid, "reason": str(reason)})

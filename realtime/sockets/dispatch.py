@@ -5,13 +5,13 @@ import json
 import logging
 from typing import Any
 
-import redis
 from flask import request
 from flask_socketio import SocketIO
 from marshmallow import ValidationError
 
 from realtime.errors import ErrorCode, RealtimeError, failure, ok
 from realtime.extensions import socketio
+from realtime.redis_checks import UNAVAILABLE_ERRORS, log_unavailable, unavailable
 from realtime.services import current_services
 from realtime.sockets.server import ack_requested
 from realtime.sockets.blueprint import EventContext, EventHandler
@@ -83,9 +83,9 @@ def run_handler(handler: EventHandler, args: tuple[Any, ...]) -> dict[str, Any]:
         return ok(handler.ack.dump(result) if handler.ack is not None else result)
     except RealtimeError as err:
         return failure(err)
-    except (redis.ConnectionError, redis.TimeoutError):
-        logger.warning("redis unavailable while handling %s", handler.event, exc_info=True)
-        return failure(RealtimeError(ErrorCode.UNAVAILABLE, "A backing service is unavailable; retry shortly."))
+    except UNAVAILABLE_ERRORS as exc:
+        log_unavailable(logger, f"handling {handler.event}", exc)
+        return failure(unavailable(exc))
     except Exception:
         logger.exception("handler for %s failed", handler.event)
         return failure(RealtimeError(ErrorCode.INTERNAL, "Internal error; it has been logged."))

@@ -2,6 +2,8 @@
 
 1. :func:`prepare` (in the server's CONNECT handling, before a sid exists): verify the token, then in one
    round trip re-check the session, claim the ``pid``'s record and read the packets missed after ``offset``.
+   Ownership comes first (:func:`owns`): only the socket's own session claims it, live or parked; anyone
+   else's claim changes nothing and gets a new session.
 2. :func:`resume` (in the connect handler): hold live packets, re-enter the rooms, register (reading what was
    logged meanwhile in the same round trip), replay everything missed once and in order, release the hold.
 3. :func:`remember` (in the disconnect handler): unless the client left on purpose or was logged out, keep
@@ -21,6 +23,7 @@ from socketio import packet as sio_packet
 from realtime.auth.handshake import Identity, extract_token
 from realtime.errors import RealtimeError
 from realtime.recovery import RecoveryRecord, ReplayPacket, Restore, offset_before
+from realtime.redis_checks import log_unavailable
 from realtime.socket_state import ConnectInfo
 
 if TYPE_CHECKING:
@@ -71,9 +74,12 @@ def prepare(server: RealtimeServer, eio_sid: str, data: dict[str, Any]) -> Conne
     offset = data.get("offset") if isinstance(data.get("offset"), str) else None
     live_sid = services.connections.sid_for_pid(pid)
     if live_sid is not None:
-        # The old transport is dead but not yet noticed here: close it so its record is written first.
-        with app.app_context():
-            server.disconnect(live_sid, namespace=NAMESPACE, ignore_queue=True)
+        if owns(_identity_of(services, live_sid), claims.user_id, claims.session_id):
+            _hand_over(services, server, live_sid, pid)
+        else:
+            # A leaked pid: the live socket is not the claimant's to end; the claimant gets a new session.
+            logger.warning("a recovery claim on another session's live socket was ignored",
+                           extra={"user_id": claims.user_id})
     cached = services.authenticator.cached_profile(claims.user_id)
     try:
         restore = services.recovery.restore(pid, offset, claims.user_id, claims.session_id, cached is None)
@@ -83,9 +89,40 @@ def prepare(server: RealtimeServer, eio_sid: str, data: dict[str, Any]) -> Conne
     if not restore.check.valid:
         return None
     identity = services.authenticator.identity_for(claims, restore.check, cached)
-    if not restore.recovered:
+    if restore.status == "mismatch":
+        logger.warning("recovery refused (mismatch): another session's record, left to its owner; new session",
+                       extra={"user_id": claims.user_id})
+    elif not restore.recovered:
         logger.info("recovery refused (%s): new session", restore.status)
     return ConnectPlan(identity=identity, restore=restore)
+
+
+def owns(identity: Identity | None, user_id: str, session_id: str) -> bool:
+    """Whether a claim made with ``user_id``'s session ``session_id`` may take over the socket of ``identity``.
+
+    Only the socket's own session may: another user, or another login of the same user (a session that can
+    be revoked on its own), gets a new session and leaves the socket, live or parked, to its owner.
+    """
+    return identity is not None and identity.user_id == user_id and identity.session_id == session_id
+
+
+def _identity_of(services: Services, sid: str) -> Identity | None:
+    try:
+        return services.connections.get(sid)
+    except RealtimeError:
+        return None
+
+
+def _hand_over(services: Services, server: RealtimeServer, live_sid: str, pid: str) -> None:
+    """The owner reconnects while its old transport, dead, is not yet noticed here: keep the old socket's
+    record and park it (as a noticed drop would), then end it without releasing it, so the claim that
+    follows recovers it. If the record cannot be kept, the old socket is simply ended."""
+    identity = services.connections.get(live_sid)
+    if remember(services, [record_for(live_sid, identity, pid, services.rooms.rooms_of(live_sid))]):
+        # Forgotten here, the disconnect handler leaves the parked socket to the claim (or to the reaper).
+        services.connections.remove(live_sid)
+    with server.realtime_app.app_context():
+        server.disconnect(live_sid, namespace=NAMESPACE, ignore_queue=True)
 
 
 def resume(services: Services, server: RealtimeServer, sid: str, plan: ConnectPlan, single: bool) -> ConnectInfo:
@@ -96,6 +133,8 @@ def resume(services: Services, server: RealtimeServer, sid: str, plan: ConnectPl
     rooms = [room for room in record.rooms if room != sid]
     server.held[eio_sid] = []
     try:
+        # Hooks are asked again: rooms they refuse now are neither re-entered nor replayed.
+        rooms = services.lifecycle.recheck_recovered(sid, plan.identity.user_id, rooms)
         services.rooms.enter_local(sid, rooms)
         after = plan.restore.packets[-1].offset if plan.restore.packets else record.last_offset
         info = services.state.connect(
@@ -125,9 +164,8 @@ def remember(services: Services, records: list[RecoveryRecord]) -> bool:
     try:
         services.recovery.save(records)
         services.state.park([record.sid for record in records], services.settings.recovery_window)
-    except redis.RedisError:
-        logger.warning("could not keep %d recovery record(s); those clients start new sessions", len(records),
-                       exc_info=True)
+    except redis.RedisError as exc:
+        log_unavailable(logger, f"keeping {len(records)} recovery record(s) (those clients start new sessions)", exc)
         return False
     return True
 

@@ -4,7 +4,10 @@
 - connection-state recovery: the CONNECT answer carries a ``pid``; a reconnect with ``{pid, offset}`` in its
   auth gets its old sid back, and live packets are held while missed ones are replayed, so each arrives once
   and in order (:mod:`realtime.sockets.recovery_flow` does the work);
-- bounded outbound queues: a socket whose queue passes MAX_OUTBOUND_QUEUE is a slow consumer and is closed.
+- bounded outbound queues: a socket whose queue passes MAX_OUTBOUND_QUEUE is a slow consumer and is closed;
+- a connect deadline: an Engine.IO session that has joined no namespace CONNECT_TIMEOUT seconds after it
+  opened is closed, as the JS server's ``connectTimeout`` does (python-socketio has no such bound: a
+  client could hold a session, answering pings, without ever sending a Socket.IO CONNECT).
 
 Flask-SocketIO builds a plain ``socketio.Server``; :func:`install` turns it into this class.
 """
@@ -15,6 +18,7 @@ import socket
 from contextvars import ContextVar
 from typing import Any
 
+import gevent
 import socketio
 from gevent.lock import BoundedSemaphore
 from socketio import packet as sio_packet
@@ -41,6 +45,18 @@ class RealtimeServer(socketio.Server):
     closing: set[str]
     max_outbound_queue: int
     handshakes: BoundedSemaphore
+    connect_timeout: float
+    connect_deadlines: dict[str, gevent.Greenlet]
+    connecting: set[str]
+
+    def _handle_eio_connect(self, eio_sid: str, environ: Any) -> Any:
+        answer = super()._handle_eio_connect(eio_sid, environ)
+        self._arm_connect_deadline(eio_sid)
+        return answer
+
+    def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        self._end_connect_deadline(eio_sid)
+        super()._handle_eio_disconnect(eio_sid, reason)
 
     def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, ack_id: int | None
@@ -56,9 +72,45 @@ class RealtimeServer(socketio.Server):
             # This worker is handing its sockets over: send the client elsewhere (it reconnects by itself).
             self._close_once(eio_sid, "draining: connection refused")
             return
-        # A reconnect storm must not starve everything else (health checks, events) of CPU and Redis.
-        with self.handshakes:
-            self._connect_bounded(eio_sid, namespace, data)
+        self.connecting.add(eio_sid)
+        try:
+            # A reconnect storm must not starve everything else (health checks, events) of CPU and Redis.
+            with self.handshakes:
+                self._connect_bounded(eio_sid, namespace, data)
+        finally:
+            self.connecting.discard(eio_sid)
+        if self._joined_a_namespace(eio_sid):
+            self._end_connect_deadline(eio_sid)
+
+    def _arm_connect_deadline(self, eio_sid: str) -> None:
+        self._end_connect_deadline(eio_sid)
+        self.connect_deadlines[eio_sid] = gevent.spawn_later(
+            self.connect_timeout, self._connect_deadline_passed, eio_sid
+        )
+
+    def _end_connect_deadline(self, eio_sid: str) -> None:
+        deadline = self.connect_deadlines.pop(eio_sid, None)
+        if deadline is not None:
+            deadline.kill(block=False)
+
+    def _joined_a_namespace(self, eio_sid: str) -> bool:
+        namespaces = list(self.manager.get_namespaces())
+        return any(self.manager.sid_from_eio_sid(eio_sid, namespace) for namespace in namespaces)
+
+    def _connect_deadline_passed(self, eio_sid: str) -> None:
+        """Close an Engine.IO session that joined no namespace within CONNECT_TIMEOUT (a refused CONNECT
+        counts as none); one whose CONNECT is still being handled gets judged after it."""
+        self.connect_deadlines.pop(eio_sid, None)
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None or sock.closing or sock.closed or self._joined_a_namespace(eio_sid):
+            return
+        if eio_sid in self.connecting:
+            self._arm_connect_deadline(eio_sid)
+            return
+        logger.info("closing an Engine.IO session that sent no accepted CONNECT within %g s", self.connect_timeout)
+        # Not eio.disconnect(): it waits until the client has fetched the CLOSE packet, which an idle polling
+        # client may never do; the service task drops the closed session either way.
+        sock.close(wait=False, reason=self.eio.reason.SERVER_DISCONNECT)
 
     def _connect_bounded(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         from realtime.sockets.recovery_flow import prepare
@@ -213,7 +265,11 @@ def _generate_id(original: Any) -> Any:
 
 
 def install(
-    server: socketio.Server, app: Any, max_outbound_queue: int, max_concurrent_handshakes: int
+    server: socketio.Server,
+    app: Any,
+    max_outbound_queue: int,
+    max_concurrent_handshakes: int,
+    connect_timeout: float,
 ) -> RealtimeServer:
     """Turn Flask-SocketIO's server into a :class:`RealtimeServer` bound to ``app``."""
     server.__class__ = RealtimeServer
@@ -226,9 +282,14 @@ def install(
     realtime.closing = set()
     realtime.max_outbound_queue = max_outbound_queue
     realtime.handshakes = BoundedSemaphore(max_concurrent_handshakes)
+    realtime.connect_timeout = connect_timeout
+    realtime.connect_deadlines = {}
+    realtime.connecting = set()
     # python-socketio registered its bound methods with Engine.IO before the class changed: re-register the
-    # one this class overrides.
+    # ones this class overrides.
+    server.eio.on("connect", realtime._handle_eio_connect)
     server.eio.on("message", realtime._handle_eio_message)
+    server.eio.on("disconnect", realtime._handle_eio_disconnect)
     if not getattr(server.eio, "_realtime_ids", False):
         server.eio.generate_id = _generate_id(server.eio.generate_id)
         server.eio._realtime_ids = True

@@ -6,7 +6,13 @@
 - python-engineio decodes a websocket packet outside its ``try`` block: an undecodable packet (``x``, an
   empty frame) ends the transport without closing the Engine.IO socket, leaving its Socket.IO session alive
   until the ping timeout. :func:`guard_websocket_handler` closes it.
-Both are installed once per process by :func:`install_transport_guards`.
+- gevent.pywsgi waits for a request head as long as the client likes (a connection that sends nothing, or
+  one header line now and then, holds a slot of ``worker_connections`` forever), and gunicorn's
+  ``keepalive`` does not apply to its gevent pywsgi workers: :class:`HeadDeadlineHandler` gives every
+  request head, the first on a connection and each next one on a keep-alive connection, one total deadline.
+
+The first two are installed once per process by :func:`install_transport_guards`; gunicorn.conf.py
+installs the third in each worker with :func:`install_head_deadline`.
 """
 from __future__ import annotations
 
@@ -14,8 +20,10 @@ import logging
 from typing import Any
 
 import engineio.socket
+import gevent
 import geventwebsocket.handler
 from geventwebsocket.exceptions import FrameTooLargeException, ProtocolError, WebSocketError
+from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header, WebSocket
 
 logger = logging.getLogger(__name__)
@@ -74,3 +82,77 @@ def install_transport_guards(max_message_bytes: int) -> None:
     handler = engineio.socket.Socket._websocket_handler
     if not getattr(handler, "__realtime_guard__", False):
         engineio.socket.Socket._websocket_handler = guard_websocket_handler(handler)
+
+
+class RequestHeadExpired(TimeoutError):
+    """The request head did not arrive in full within :attr:`HeadDeadlineHandler.head_timeout`.
+
+    A :class:`TimeoutError` is an ``OSError``: pywsgi's ``handle_one_request`` treats it, raised while the
+    request line is read, as a dropped connection and closes it without an answer.
+    """
+
+
+class HeadDeadlineHandler(WebSocketHandler):
+    """gevent-websocket's handler with one deadline for each whole request head (request line and headers).
+
+    Relies on gevent.pywsgi's documented ``WSGIHandler`` hooks: ``handle_one_request`` calls
+    ``read_requestline`` (the deadline starts: right after accept, or right after the previous response on
+    a keep-alive connection), then ``read_request`` (the deadline ends once the headers are parsed), then
+    runs the application, which the deadline never covers (a WebSocket or a long-poll lives as long as it
+    needs). A head that misses the deadline ends the connection: silently while no request line has
+    arrived, with pywsgi's ``400 Bad Request`` (a ``ValueError`` from ``read_request``) once one has.
+    """
+
+    head_timeout: float = 20.0
+    _head_deadline: gevent.Timeout | None = None
+
+    def handle_one_request(self) -> Any:
+        try:
+            return super().handle_one_request()
+        finally:
+            # The request line may have been empty or too long: pywsgi then never calls read_request.
+            self._end_head_deadline()
+
+    def read_requestline(self) -> str:
+        self._end_head_deadline()
+        self._head_deadline = gevent.Timeout(self.head_timeout, RequestHeadExpired())
+        self._head_deadline.start()
+        try:
+            return super().read_requestline()
+        except RequestHeadExpired:
+            logger.debug("closing a connection that sent no request within %g s", self.head_timeout)
+            raise
+
+    def read_request(self, raw_requestline: str) -> bool:
+        try:
+            return super().read_request(raw_requestline)
+        except RequestHeadExpired:
+            raise ValueError(
+                f"request head not complete within HANDSHAKE_TIMEOUT ({self.head_timeout:g} s); closing"
+            ) from None
+        finally:
+            self._end_head_deadline()
+
+    def _end_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.close()
+            self._head_deadline = None
+
+
+def install_head_deadline(worker: Any, head_timeout: float) -> None:
+    """Serve ``worker``'s connections with :class:`HeadDeadlineHandler` (call it before the worker serves).
+
+    Relies on gunicorn's gevent pywsgi worker building its server with ``handler_class=self.wsgi_handler``
+    in ``run()``, which gunicorn calls after the ``post_worker_init`` hook.
+
+    :raises TypeError: when the worker does not serve with gevent-websocket's handler.
+    """
+    current = getattr(worker, "wsgi_handler", None)
+    if not (isinstance(current, type) and issubclass(HeadDeadlineHandler, current)):
+        raise TypeError(
+            f"worker class {type(worker).__name__!r} serves connections with {current!r}, not gevent-websocket's "
+            "WebSocketHandler, so HANDSHAKE_TIMEOUT cannot be enforced. Keep worker_class = "
+            "'geventwebsocket.gunicorn.workers.GeventWebSocketWorker' in gunicorn.conf.py."
+        )
+    HeadDeadlineHandler.head_timeout = head_timeout
+    worker.wsgi_handler = HeadDeadlineHandler

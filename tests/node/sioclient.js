@@ -14,12 +14,14 @@
  *   ack_reply       {id, ack_id, args}   answer a server event sent with a callback
  *   disconnect      {id}
  *   close_transport {id}                 drop the engine so the client reconnects
+ *   reconnect       {id}                 socket.connect() again (after a drop without auto-reconnection:
+ *                                        the client sends its pid and offset, as its own reconnection would)
  *   exit            {}
  *
  * Output ("type"):
  *   ready, connect, connect_error, disconnect, upgrade, reconnect_attempt,
  *   reconnect, reconnect_failed, event, ack, ack_timeout, emitted, replied,
- *   closed, transport_closed, error
+ *   closed, transport_closed, reconnecting, error
  */
 "use strict";
 
@@ -158,6 +160,8 @@ function doConnect(cmd) {
       sid: socket.id,
       recovered: socket.recovered === true,
       transport: engineTransportName(socket),
+      // The private recovery id the server sent in its CONNECT answer (socket.io-client keeps it in _pid).
+      pid: socket._pid === undefined ? null : socket._pid,
     });
   });
   socket.on("connect_error", (err) => {
@@ -264,12 +268,22 @@ function shutdown(code) {
   process.exit(code);
 }
 
+function doReconnect(cmd) {
+  const socket = getSocket(cmd);
+  if (socket.connected) {
+    throw new Error(`id ${cmd.id} is connected`);
+  }
+  socket.connect();
+  out({ type: "reconnecting", id: cmd.id });
+}
+
 const handlers = {
   connect: doConnect,
   emit: doEmit,
   ack_reply: doAckReply,
   disconnect: doDisconnect,
   close_transport: doCloseTransport,
+  reconnect: doReconnect,
   exit: () => shutdown(0),
 };
 
