@@ -7,7 +7,7 @@ Run by hand (never a pass/fail test)::
 
 What it does, all on 127.0.0.1 and bounded in time:
 
-1. starts a private ``redis-server`` on a free port (``tests.redis_server.RedisServer``; never 6379);
+1. starts a private ``redis-server`` on a free port (``bench/support.py``; never 6379);
 2. starts the Procfile's command (``gunicorn -c gunicorn.conf.py wsgi:app``) twice, on free ports A and B
    (``--workers-mode one``: only A), sharing that Redis;
 3. mints N+1 tokens with one ``flask --app wsgi token create`` call;
@@ -40,15 +40,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-import redis  # noqa: E402
-import socketio  # noqa: E402
-
-from tests.e2e_cluster import GunicornProcess, build_env  # noqa: E402
-from tests.redis_server import RedisServer, free_port  # noqa: E402
+import redis
+import socketio
+from support import (
+    REPO_ROOT,
+    BenchError,
+    BenchRedis,
+    BenchServer,
+    free_port,
+    overlay_env,
+)
 
 NODE_SCRIPT = Path(__file__).resolve().parent / "storm_clients.js"
 SIOCLIENT_PKG = REPO_ROOT / "tests" / "node" / "node_modules" / "socket.io-client" / "package.json"
@@ -56,10 +57,6 @@ KEY_PREFIX = "rt:"
 ROOM_PREFIX = "bench-"
 PROBE_USER = "bench-probe"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not set up or run a step."""
 
 
 def log(message: str) -> None:
@@ -464,7 +461,7 @@ def mint_tokens(env: dict[str, str | None], user_ids: list[str], timeout: float 
     result = subprocess.run(
         [str(flask), "--app", "wsgi", "token", "create", *user_ids],
         cwd=REPO_ROOT,
-        env=build_env(env),
+        env=overlay_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -587,14 +584,14 @@ def run(args: argparse.Namespace, summary: dict[str, Any]) -> dict[str, Any]:  #
     users = [f"bench-u{i:05d}" for i in range(n)]
     rooms = [f"{ROOM_PREFIX}{k}" for k in range(args.rooms)]
     sampler = ProcSampler().start()
-    redis_server: RedisServer | None = None
-    servers: list[GunicornProcess] = []
+    redis_server: BenchRedis | None = None
+    servers: list[BenchServer] = []
     nodes: StormClients | None = None
     tokens_file = run_dir / "tokens.txt"
     rclient: redis.Redis | None = None
     try:
-        redis_server = RedisServer().start()
-        sampler.add(redis_server._process.pid, "redis")  # noqa: SLF001 - the pid is all we need
+        redis_server = BenchRedis().start()
+        sampler.add(redis_server.pid, "redis")
         rclient = redis.Redis(port=redis_server.port, decode_responses=True, socket_timeout=10)
         env: dict[str, str | None] = {
             "APP_ENV": "local",
@@ -618,13 +615,13 @@ def run(args: argparse.Namespace, summary: dict[str, Any]) -> dict[str, Any]:  #
         }
         port_a = free_port()
         port_b = free_port() if args.workers_mode == "two-processes" else None
-        a = GunicornProcess(port_a, env, run_dir, name="a1")
+        a = BenchServer(port_a, env, run_dir, name="a1")
         servers.append(a)
         a.start(timeout=60)
         sampler.add_master(a.pid, "A1")
-        b: GunicornProcess | None = None
+        b: BenchServer | None = None
         if port_b is not None:
-            b = GunicornProcess(port_b, env, run_dir, name="b")
+            b = BenchServer(port_b, env, run_dir, name="b")
             servers.append(b)
             b.start(timeout=60)
             sampler.add_master(b.pid, "B")
@@ -707,7 +704,7 @@ def run(args: argparse.Namespace, summary: dict[str, Any]) -> dict[str, Any]:  #
         }
         log(f"A exited {summary['restart']['sigterm_to_exit_s']}s after SIGTERM (code {code})")
         t_spawn = now_ms()
-        a2 = GunicornProcess(port_a, env, run_dir, name="a2")
+        a2 = BenchServer(port_a, env, run_dir, name="a2")
         servers.append(a2)
         a2.spawn()
         sampler.add_master(a2.pid, "A2")

@@ -15,7 +15,9 @@ __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+_PACKAGE = Path(__file__).resolve().parent
+# A built wheel carries the top-level templates/ inside the package (setup.cfg package_dir); a checkout has them beside it.
+TEMPLATES = _PACKAGE / "templates" if (_PACKAGE / "templates").is_dir() else _PACKAGE.parent / "templates"
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -38,8 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from realtime.http import api, health, limits
     from realtime.redis_checks import warn_if_keys_can_be_evicted
     from realtime.service_factory import build_services
-    from realtime.sockets.server import install
-    from realtime.sockets.transport_guards import install_transport_guards
+    from realtime.sockets.library_hooks import install, install_transport_guards
     from realtime.docs.registry import EventRegistry
     from realtime.sockets.catalog import EventCatalog
     from realtime.sockets.connection import register_connection_handlers
@@ -54,7 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["realtime"] = services
     # Each worker, at start-up: an eviction policy other than noeviction silently drops sessions and state.
     warn_if_keys_can_be_evicted(settings.redis_url)
-    _init_socketio(app, settings, socketio)
+    _init_socketio(app, settings, socketio, services.broadcaster.manager)
     install(
         socketio.server, app, settings.max_outbound_queue, settings.max_concurrent_handshakes,
         connect_timeout=settings.connect_timeout,
@@ -85,15 +86,15 @@ def _library_logger(name: str) -> logging.Logger:
     return library
 
 
-def _init_socketio(app: Flask, settings: Settings, socketio: Any) -> None:
-    # Flask-SocketIO keeps server_options across init_app calls, so a client manager built for an
-    # earlier app (a Redis queue) would leak into this one; each app states its own.
-    socketio.server_options.pop("client_manager", None)
+def _init_socketio(app: Flask, settings: Settings, socketio: Any, client_manager: Any) -> None:
+    # Flask-SocketIO keeps server_options across init_app calls; the fan-out manager (which carries the
+    # message queue and its channel) is this app's own.
+    for option in ("message_queue", "channel"):
+        socketio.server_options.pop(option, None)
     socketio.init_app(
         app,
         async_mode="gevent",
-        message_queue=settings.message_queue_url,
-        channel=settings.socketio_channel,
+        client_manager=client_manager,
         cors_allowed_origins=settings.allowed_origins,
         transports=list(settings.transports),
         ping_interval=settings.ping_interval,

@@ -12,9 +12,9 @@ from typing import Any
 
 import socketio
 
-from realtime.broadcaster import envelope_halves
 from realtime.config import DEFAULTS
 from realtime.errors import ErrorCode, RealtimeError
+from realtime.fanout import wire
 from realtime.features import BLUEPRINTS
 from realtime.features.notifications import new_notification
 from realtime.lua_scripts import ScriptSet
@@ -25,8 +25,6 @@ from realtime.redis_keys import Keys
 from realtime.rooms import split_room
 from realtime.schemas.notifications import NotificationContentSchema
 from realtime.sockets.catalog import EventCatalog
-
-NAMESPACE = "/"
 
 
 class Emitter:
@@ -95,11 +93,11 @@ class Emitter:
         """Publish to every server: logged with offsets (one round trip) when recovery is on."""
         if self._recovery is None:
             for event, payload, room in emits:
-                self._queue.emit(event, payload, room=room, namespace=NAMESPACE)
+                self._queue.emit(event, payload, room=room, namespace=wire.NAMESPACE)
             return
         packets = []
         for event, payload, room in emits:
             payload_json = json.dumps(payload, separators=(",", ":"), allow_nan=False)
-            head, tail = envelope_halves(event, payload_json, room, None, self._host_id)
+            head, tail = wire.emit_halves(event, payload_json, room, None, self._host_id)
             packets.append(LoggedPacket(event, room, None, payload_json, head, tail))
         self._recovery.append(packets, self._channel)

@@ -49,7 +49,7 @@ class Lifecycle:
         self._heartbeat: gevent.Greenlet | None = None
         services.bus.subscribe(self.on_control)
         services.bus.subscribe(self.on_room_control)
-        self._probe = QueueProbe(socketio, services.queue)
+        self._probe = QueueProbe(services.broadcaster.manager)
         self._prober: gevent.Greenlet | None = None
         self._session_checker: gevent.Greenlet | None = None
         #: Latest probe results: None = nothing to probe, True = heard, False = missed.
@@ -111,9 +111,9 @@ class Lifecycle:
         snapshot = services.connections.items()
         logger.info("draining %d socket(s) before shutdown", len(snapshot))
         records = [
-            record_for(sid, identity, server.pids.get(sid, ""), services.rooms.rooms_of(sid))
+            record_for(sid, identity, server.core.pids.get(sid, ""), services.rooms.rooms_of(sid))
             for sid, identity in snapshot
-            if server.pids.get(sid)
+            if server.core.pids.get(sid)
         ]
         for first in range(0, len(records), DRAIN_BATCH):
             batch = records[first : first + DRAIN_BATCH]

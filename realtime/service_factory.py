@@ -14,9 +14,10 @@ from realtime.chat_store import MemoryChatStore, RedisChatStore
 from realtime.config import Settings
 from realtime.connections import ConnectionRegistry
 from realtime.control_bus import LocalControlBus, RedisControlBus
+from realtime.fanout.manager import FanoutLayer, LocalFanout, RedisFanout
 from realtime.game_store import MemoryGameStore, RedisGameStore
-from realtime.lua_scripts import ScriptSet
 from realtime.lifecycle import Lifecycle
+from realtime.lua_scripts import ScriptSet
 from realtime.notification_store import MemoryNotificationStore, RedisNotificationStore
 from realtime.rate_limit import RateLimiter, Throttle
 from realtime.recovery import MemoryRecoveryStore, RedisRecoveryStore
@@ -145,13 +146,7 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
         state=state,
         bus=bus,
         catalog=catalog,
-        broadcaster=Broadcaster(
-            socketio,
-            catalog,
-            queue,
-            recovery=recovery,
-            publish_with_log=queue is not None and queue is client,
-        ),
+        broadcaster=Broadcaster(_fanout_manager(settings, queue, client, recovery), catalog),
         recovery=recovery,
         chat=chat,
         notifications=notifications,
@@ -164,6 +159,19 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
     services.lifecycle = Lifecycle(services, socketio)
     services.register_push_hook(_log_push)
     return services
+
+
+def _fanout_manager(settings: Settings, queue: Any, client: Any, recovery: Any) -> FanoutLayer:
+    """The Socket.IO client manager: through the message queue when there is one, else in this process."""
+    if settings.message_queue_url and queue is not None:
+        return RedisFanout(
+            settings.message_queue_url,
+            channel=settings.socketio_channel,
+            client=queue,
+            recovery=recovery,
+            publish_with_log=queue is client,
+        )
+    return LocalFanout(recovery)
 
 
 def _log_push(user_ids: list[str], notification: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from flask_socketio import SocketIOTestClient  # noqa: E402
 
 from realtime import create_app  # noqa: E402
 from realtime.extensions import socketio  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+from tests.helpers.redis_server import RedisServer  # noqa: E402
 
 TEST_SECRET = "test-secret-for-realtime-suite-0123456789"
 

@@ -17,7 +17,7 @@ from flask import Flask
 
 from realtime import create_app
 from tests.conftest import TEST_SECRET, TokenActions
-from tests.live_server import LiveServer, try_connect
+from tests.helpers.live_server import LiveServer, try_connect
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 RSA_PRIVATE = RSA_KEY.private_bytes(

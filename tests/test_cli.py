@@ -7,7 +7,7 @@ from flask import Flask
 
 from realtime.extensions import socketio
 from tests.conftest import TEST_SECRET
-from tests.redis_counter import counting_round_trips
+from tests.helpers.redis_counter import counting_round_trips
 
 
 def test_create_prints_one_token_per_user_in_order(redis_app: Flask) -> None:

@@ -52,6 +52,15 @@ def prod(**changes: str | None) -> dict[str, Any]:
             {"SOCKET_TRANSPORTS": "carrier-pigeon"}, "SOCKET_TRANSPORTS", "carrier-pigeon", id="transport-unknown"
         ),
         pytest.param({"WS_DOCS_ENABLED": "maybe"}, "WS_DOCS_ENABLED", "maybe", id="ws-docs-not-a-bool"),
+        pytest.param(
+            {"SOCKETIO_CHANNEL": " "}, "SOCKETIO_CHANNEL", "unset it to use the default 'realtime'", id="required-empty"
+        ),
+        pytest.param({"MESSAGE_QUEUE_URL": "http://q"}, "MESSAGE_QUEUE_URL", "http://q", id="queue-url-http"),
+        pytest.param({"PUBLIC_URL": "https://rt.example.com/x"}, "PUBLIC_URL", "e.g. https://", id="public-url-path"),
+        pytest.param({"SESSION_POLICY": "many"}, "SESSION_POLICY", "'many'", id="session-policy-unknown"),
+        pytest.param({"CHAT_JOIN_HISTORY": "101"}, "CHAT_JOIN_HISTORY", "between 0 and 100", id="int-above-maximum"),
+        pytest.param({"EVENT_RATE": "0.05"}, "EVENT_RATE", "at least 0.1", id="number-below-minimum"),
+        pytest.param({"PING_TIMEOUT": "soon"}, "PING_TIMEOUT", "must be a number", id="number-not-a-number"),
         pytest.param({"MAX_ROOMS_PER_SOCKET": "1"}, "MAX_ROOMS_PER_SOCKET", "2 rooms", id="room-cap-below-defaults"),
         pytest.param(prod(API_KEYS="short-key"), "API_KEYS", "24", id="prod-short-api-key"),
         pytest.param(prod(REDIS_URL=None), "REDIS_URL", "Set REDIS_URL=redis://", id="prod-without-redis"),
@@ -189,6 +198,13 @@ def test_precedence_defaults_then_environ_then_overrides(
     overrides: dict[str, Any], environ: dict[str, str], expected: int
 ) -> None:
     assert load_settings(overrides, environ=environ).port == expected
+
+
+def test_empty_variables_without_default_count_as_unset() -> None:
+    settings = load_settings({"JWT_ISSUER": "  ", "PUBLIC_URL": "", "API_KEYS": ""}, environ={})
+    assert settings.jwt_issuer is None
+    assert settings.public_url is None
+    assert settings.api_keys == ()
 
 
 def test_environ_is_validated_like_overrides() -> None:

@@ -9,10 +9,10 @@ import pytest
 from flask import Flask
 from marshmallow import Schema, fields
 
-from realtime.docs.decorators import ws_event, ws_payload
 from realtime.docs.registry import EventRegistry
+from realtime.errors import ErrorCode
 from realtime.features import BLUEPRINTS
-from realtime.sockets.blueprint import SocketBlueprint
+from realtime.sockets.blueprint import EventDoc, EventHandler, SocketBlueprint
 from realtime.sockets.catalog import EventCatalog
 
 PACKAGE = Path(__file__).resolve().parent.parent / "realtime"
@@ -79,59 +79,86 @@ def test_emitting_an_undeclared_event_is_refused(app: Flask) -> None:
         app.extensions["realtime"].broadcaster.emit("chat:secret", {}, to="group:lobby")
 
 
-def test_an_undocumented_handler_stops_the_registry() -> None:
+class Empty(Schema):
+    """A payload without fields, for scratch handlers."""
+
+
+def _act(ctx: Any, data: Any) -> None:
+    return None
+
+
+def _declared_without_description(blueprint: SocketBlueprint) -> None:
+    blueprint.event("rogue:act", "  ", payload=Empty, ack=Empty, examples=[{}], errors=[])(_act)
+
+
+def _built_without_payload_schema(blueprint: SocketBlueprint) -> None:
+    doc = EventDoc(description="Acts for the test, with no schema.", category="rogue", payload=None, ack=None)
+    blueprint.handlers.append(EventHandler(event="rogue:act", func=_act, doc=doc, blueprint=blueprint.name))
+
+
+@pytest.mark.parametrize(
+    "declare", [_declared_without_description, _built_without_payload_schema], ids=["no-description", "no-payload"]
+)
+def test_an_undocumented_handler_stops_the_registry(declare: Any) -> None:
     rogue = SocketBlueprint("rogue")
+    declare(rogue)
 
-    @rogue.on("rogue:act")
-    def act(ctx: Any, data: Any) -> None:
-        return None
-
-    with pytest.raises(ValueError, match="rogue:act"):
+    with pytest.raises(ValueError, match="'rogue:act' has no description or no payload schema"):
         EventRegistry(EventCatalog([*BLUEPRINTS, rogue]))
 
 
-def test_a_response_event_that_is_not_declared_stops_the_registry() -> None:
+def test_an_emitted_event_that_is_not_declared_stops_the_registry() -> None:
     rogue = SocketBlueprint("rogue")
+    rogue.event(
+        "rogue:act", "Does something for the test.", payload=Empty, ack=Empty, emits=["rogue:done"],
+        examples=[{}], errors=[],
+    )(_act)
 
-    class Empty(Schema):
-        pass
-
-    @rogue.on("rogue:act")
-    @ws_event("rogue:act", "Does something for the test.", examples=[{}])
-    @ws_payload(Empty)
-    def act(ctx: Any, data: Any) -> None:
-        return None
-
-    from realtime.docs.decorators import doc_of
-
-    doc_of(act).responses.append(("rogue:done", None))
-    with pytest.raises(ValueError, match="rogue:done"):
+    with pytest.raises(ValueError, match="'rogue:act' emits 'rogue:done', which is not a declared server event"):
         EventRegistry(EventCatalog([*BLUEPRINTS, rogue]))
 
 
-def test_ws_payload_accepts_a_field_mapping() -> None:
+def test_one_declaration_records_the_handler_and_everything_said_about_it() -> None:
     scratch = SocketBlueprint("scratch")
+    scratch.emits("scratch:pong", Empty, "Answers a ping, for the test.", to="the pinging socket", examples=[{}])
+    scratch.emits("scratch:echo", Empty, "Echoes a ping, for the test.", to="the pinging socket", examples=[{}])
 
-    @scratch.on("scratch:ping")
-    @ws_event("scratch:ping", "A handler documented with inline fields.", examples=[{"n": 1}])
-    @ws_payload({"n": fields.Integer(required=True)})
-    def ping(ctx: Any, data: Any) -> None:
-        return None
+    @scratch.event(
+        "scratch:ping",
+        "Pings, for the test.",
+        payload={"n": fields.Integer(required=True)},
+        wrap="n",
+        ack={"seen": fields.Integer()},
+        emits=["scratch:pong", "scratch:echo"],
+        room_required=True,
+        examples=[{"n": 1}, 2],
+        errors=[ErrorCode.NOT_IN_ROOM],
+    )
+    def ping(ctx: Any, data: Any) -> Any:
+        return data
 
     (handler,) = scratch.handlers
-    assert handler.schema is not None
+    (event,) = [e for e in EventRegistry(EventCatalog([*BLUEPRINTS, scratch])).events() if e.name == "scratch:ping"]
+
+    assert (handler.event, handler.func, handler.blueprint, handler.wrap) == ("scratch:ping", ping, "scratch", "n")
+    assert handler.schema is not None and handler.ack is not None
     assert handler.schema.validate({"n": 1}) == {}
     assert "n" in handler.schema.validate({})
+    assert handler.ack.dump({"seen": 3}) == {"seen": 3}
+    assert (event.direction, event.category, event.description) == ("client_to_server", "scratch", "Pings, for the test.")
+    assert (event.room_required, event.examples, event.bare_field) == (True, [{"n": 1}, 2], "n")
+    assert event.response_events == ["scratch:pong", "scratch:echo"]
+    assert event.errors == [ErrorCode.NOT_IN_ROOM, ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL]
+    assert event.payload == {"$ref": "#/components/schemas/PingPayload"}
+    assert event.ack == {"$ref": "#/components/schemas/PingAck"}
 
 
-def test_handler_name_must_match_its_ws_event() -> None:
+def test_an_event_is_declared_once_per_blueprint() -> None:
     scratch = SocketBlueprint("scratch")
-    with pytest.raises(ValueError, match="names 'scratch:other'"):
+    scratch.event("scratch:one", "The first handler.", payload=Empty, ack=Empty, examples=[{}], errors=[])(_act)
 
-        @scratch.on("scratch:one")
-        @ws_event("scratch:other", "Mismatched on purpose.")
-        def one(ctx: Any, data: Any) -> None:
-            return None
+    with pytest.raises(ValueError, match="'scratch:one' is already handled in blueprint 'scratch'"):
+        scratch.event("scratch:one", "The second handler.", payload=Empty, ack=Empty, examples=[{}], errors=[])
 
 
 def test_registry_queries(registry: EventRegistry) -> None:

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from realtime import create_app
-from tests.redis_server import free_port
+from tests.helpers.redis_server import free_port
 
 
 def test_healthz(app: Flask) -> None:

@@ -18,7 +18,7 @@ from realtime.broadcaster import Broadcaster, Outgoing
 from realtime.extensions import socketio
 from realtime.features.notifications import publish_personal
 from tests.conftest import TokenActions
-from tests.redis_counter import counting_round_trips
+from tests.helpers.redis_counter import counting_round_trips
 
 MAX_ROUND_TRIPS = 3
 
@@ -112,7 +112,7 @@ def round_trips_per_greenlet(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counte
             return counted(self, command, check_health)
 
         def publishing(self: Broadcaster, messages: list[Outgoing]) -> None:
-            if messages and self._recovery is None:
+            if messages and self.manager.recovery is None:
                 by_greenlet[gevent.getcurrent()] += 1
             emit_many(self, messages)
 

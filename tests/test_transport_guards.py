@@ -1,6 +1,6 @@
 """The request-head deadline, on a real ``gevent.pywsgi.WSGIServer`` in-process: pins the gevent behaviour it
 relies on (each request is read through ``read_requestline`` then ``read_request`` before the application
-runs). tests/security/test_idle_connections.py pins the gunicorn side (the worker serves with the handler
+runs). tests/e2e/security/test_idle_connections.py pins the gunicorn side (the worker serves with the handler
 ``post_worker_init`` installs).
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ from flask import Flask
 
 from realtime import create_app
 from tests.conftest import TEST_SECRET
-from tests.node_tools import tsc, typescript_project, validate_asyncapi
+from tests.helpers.node_tools import tsc, typescript_project, validate_asyncapi
 
 PROD = {
     "APP_ENV": "prod",

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from realtime.docs.decorators import Direction
 from realtime.docs.json_schema import SchemaComponents, dereference
 from realtime.errors import ERROR_DESCRIPTIONS, ErrorCode
 from realtime.sockets.catalog import EventCatalog
 
 #: Failures any client→server event can answer with, whatever its own list says.
 COMMON_ERRORS = (ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL)
+
+Direction = Literal["client_to_server", "server_to_client", "broadcast"]
 
 
 @dataclass
@@ -84,22 +85,25 @@ class EventRegistry:
         self._events: dict[tuple[str, bool], DocumentedEvent] = {}
         for handler in catalog.handlers.values():
             doc = handler.doc
-            if not doc.name or doc.payload is None:
-                raise ValueError(f"{handler.event!r} has no @ws_event/@ws_payload documentation.")
+            if not doc.description.strip() or doc.payload is None:
+                raise ValueError(
+                    f"{handler.event!r} has no description or no payload schema; declare it with "
+                    f"@{handler.blueprint}.event({handler.event!r}, description, payload=..., ack=..., ...)."
+                )
             payload = self._schemas.ref(doc.payload)
             errors = list(dict.fromkeys([*doc.errors, *COMMON_ERRORS]))
             self._events[(handler.event, True)] = DocumentedEvent(
                 name=handler.event,
                 description=doc.description,
-                direction=doc.direction,
+                direction="client_to_server",
                 category=doc.category or handler.blueprint,
-                auth_required=doc.auth_required,
+                auth_required=True,
                 room_required=doc.room_required,
                 payload=payload,
                 examples=list(doc.examples),
                 errors=errors,
                 ack=self._schemas.ref(doc.ack) if doc.ack is not None else None,
-                response_events=[name for name, _ in doc.responses],
+                response_events=list(doc.emits),
                 bare_field=handler.wrap,
             )
         for declared in catalog.server_events.values():
@@ -121,7 +125,10 @@ class EventRegistry:
         for event in self._events.values():
             for name in event.response_events:
                 if name not in catalog.server_events:
-                    raise ValueError(f"{event.name!r} documents response {name!r}, which is not a declared event.")
+                    raise ValueError(
+                        f"{event.name!r} emits {name!r}, which is not a declared server event; declare it with "
+                        f"SocketBlueprint.emits({name!r}, schema, description, to=..., examples=[...])."
+                    )
         self._components = self._schemas.components()
 
     @property

@@ -7,10 +7,10 @@ from typing import Any
 
 import redis
 
-from realtime.broadcaster import Outgoing, PublishError
+from realtime.broadcaster import Outgoing
 from realtime.chat_store import AppendResult, Unsent
-from realtime.docs.decorators import ws_ack, ws_event, ws_payload, ws_response
 from realtime.errors import ErrorCode, RealtimeError
+from realtime.fanout.manager import PublishError
 from realtime.schemas.chat import (
     ChatHistoryInSchema,
     ChatHistoryOutSchema,
@@ -100,18 +100,16 @@ def _require_member(ctx: EventContext, room_id: str) -> str:
     return room
 
 
-@chat.on("chat:join")
-@ws_event(
+@chat.event(
     "chat:join",
     "Join a chat room (the group:{roomId} room, authorized by the group: hook). The ack carries the most "
     "recent history, newest first; the others hear chat:user_joined.",
+    payload=RoomRefSchema,
+    ack=ChatHistoryOutSchema,
+    emits=["chat:history", "chat:user_joined"],
     examples=[{"roomId": "lobby"}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.ROOM_LIMIT, ErrorCode.RATE_LIMITED],
 )
-@ws_payload(RoomRefSchema)
-@ws_ack(ChatHistoryOutSchema)
-@ws_response("chat:history")
-@ws_response("chat:user_joined")
 def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Join a chat room: ack with recent history (newest first); the others hear ``chat:user_joined``."""
     room_id = data["roomId"]
@@ -128,18 +126,17 @@ def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     return recent
 
 
-@chat.on("chat:leave")
-@ws_event(
+@chat.event(
     "chat:leave",
     "Leave a chat room. When it was the user's last socket there, the user stops being a member (no more "
     "offline notifications) and the others hear chat:user_left.",
+    payload=RoomRefSchema,
+    ack=RoomRefSchema,
+    emits=["chat:user_left"],
     room_required=True,
     examples=[{"roomId": "lobby"}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_IN_ROOM, ErrorCode.RATE_LIMITED],
 )
-@ws_payload(RoomRefSchema)
-@ws_ack(RoomRefSchema)
-@ws_response("chat:user_left")
 def leave(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Leave a chat room; the socket stops receiving it. When it was the user's last socket there, the user
     stops being a member (no offline notifications) and the others hear ``chat:user_left``."""
@@ -157,13 +154,15 @@ def leave(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     return {"roomId": room_id}
 
 
-@chat.on("chat:message")
-@ws_event(
+@chat.event(
     "chat:message",
     "Send a message to a joined room: stored in the room's history, then chat:new_message to every member. "
     "A retry with the same clientId within 5 minutes is stored once; it is delivered once, unless the first "
     "attempt was stored but answered UNAVAILABLE: then the retry delivers it (same id). Members with no live "
     "socket get a stored notification.",
+    payload=ChatMessageInSchema,
+    ack=ChatSentAckSchema,
+    emits=["chat:new_message"],
     room_required=True,
     examples=[
         {"roomId": "lobby", "content": "Hello!", "clientId": "c-7f3a"},
@@ -171,9 +170,6 @@ def leave(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     ],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_IN_ROOM, ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE],
 )
-@ws_payload(ChatMessageInSchema)
-@ws_ack(ChatSentAckSchema)
-@ws_response("chat:new_message")
 def message(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Store the message (once per ``clientId``) and send it to the room; offline members are notified."""
     room_id = data["roomId"]
@@ -248,16 +244,15 @@ def _push_offline(services: Services, result: AppendResult, notification: dict[s
         hook(result.offline_user_ids, stored)
 
 
-@chat.on("chat:history")
-@ws_event(
+@chat.event(
     "chat:history",
     "A page of older messages, newest first. Pass the ack's cursor as before for the next page; the cursor "
     "is null on the last page. Allowed for rooms the user may join.",
+    payload=ChatHistoryInSchema,
+    ack=ChatHistoryPageSchema,
     examples=[{"roomId": "lobby", "limit": 20}, {"roomId": "lobby", "before": "1700000000000-0", "limit": 20}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED],
 )
-@ws_payload(ChatHistoryInSchema)
-@ws_ack(ChatHistoryPageSchema)
 def history(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """A page of older messages, newest first, with the cursor for the next page (null at the start)."""
     room_id = data["roomId"]
@@ -267,18 +262,17 @@ def history(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     return {"roomId": room_id, "messages": messages, "cursor": cursor}
 
 
-@chat.on("chat:typing")
-@ws_event(
+@chat.event(
     "chat:typing",
     "Say whether the user is typing in a joined room; the others get chat:user_typing. A repeated "
     "isTyping: true within TYPING_THROTTLE is dropped (sent: false); false always passes.",
+    payload=ChatTypingInSchema,
+    ack=ChatTypingAckSchema,
+    emits=["chat:user_typing"],
     room_required=True,
     examples=[{"roomId": "lobby", "isTyping": True}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_IN_ROOM, ErrorCode.RATE_LIMITED],
 )
-@ws_payload(ChatTypingInSchema)
-@ws_ack(ChatTypingAckSchema)
-@ws_response("chat:user_typing")
 def typing(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Tell the others; repeated ``isTyping: true`` is throttled per socket and room, stops always pass."""
     room = _require_member(ctx, data["roomId"])

@@ -6,7 +6,6 @@ from typing import Any
 
 from realtime.errors import ErrorCode, RealtimeError
 from realtime.game_store import turn_of
-from realtime.docs.decorators import ws_ack, ws_event, ws_payload, ws_response
 from realtime.schemas.game import GameMoveAckSchema, GameMoveInSchema, GameRefSchema, GameStateOutSchema
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
 
@@ -37,17 +36,16 @@ def game_room(game_id: str) -> str:
     return f"game:{game_id}"
 
 
-@game.on("game:join")
-@ws_event(
+@game.event(
     "game:join",
     "Join a game as one of its registered players (the game: hook; players come from POST "
     "/api/v1/games/{id}/players). The ack and a game:state carry the current state.",
+    payload=GameRefSchema,
+    ack=GameStateOutSchema,
+    emits=["game:state"],
     examples=[{"gameId": "g7"}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED],
 )
-@ws_payload(GameRefSchema)
-@ws_ack(GameStateOutSchema)
-@ws_response("game:state")
 def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Join as a registered player (the ``game:`` hook); ack and a ``game:state`` carry the current state."""
     game_id = data["gameId"]
@@ -60,11 +58,13 @@ def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     return snapshot
 
 
-@game.on("game:move")
-@ws_event(
+@game.event(
     "game:move",
     "Make a move when it is your turn; the room gets game:state. A move is a flat object of up to 16 keys "
     "whose values are finite numbers, booleans or short strings.",
+    payload=GameMoveInSchema,
+    ack=GameMoveAckSchema,
+    emits=["game:state"],
     room_required=True,
     examples=[{"gameId": "g7", "move": {"x": 1, "y": 2}}],
     errors=[
@@ -76,9 +76,6 @@ def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
         ErrorCode.RATE_LIMITED,
     ],
 )
-@ws_payload(GameMoveInSchema)
-@ws_ack(GameMoveAckSchema)
-@ws_response("game:state")
 def move(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Apply a move by the player whose turn it is; the room gets ``game:state``."""
     game_id = data["gameId"]

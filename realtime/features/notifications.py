@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from realtime.broadcaster import Outgoing
-from realtime.docs.decorators import ws_ack, ws_event, ws_payload, ws_response
 from realtime.errors import ErrorCode
 from realtime.schemas.notifications import (
     AnnouncementOutSchema,
@@ -77,32 +76,31 @@ def publish_personal(services: Services, user_ids: list[str], content: dict[str,
     return notification
 
 
-@notifications.on("notifications:list")
-@ws_event(
+@notifications.event(
     "notifications:list",
     "The newest stored personal notifications with their read flag, and the unread count.",
+    payload=NotificationsListInSchema,
+    ack=NotificationsPageSchema,
     examples=[{"unreadOnly": True, "limit": 20}, {}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
 )
-@ws_payload(NotificationsListInSchema)
-@ws_ack(NotificationsPageSchema)
 def list_notifications(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """The newest stored personal notifications with their read flag, and the unread count."""
     items, unread = ctx.services.notifications.list(ctx.user_id, data["unreadOnly"], data["limit"])
     return {"notifications": items, "unreadCount": unread}
 
 
-@notifications.on("notifications:mark_read", wrap="ids")
-@ws_event(
+@notifications.event(
     "notifications:mark_read",
     "Mark stored notifications read; every socket of the user gets notification:unread_count. A bare "
     "array of ids is accepted too; unknown ids are ignored.",
+    payload=MarkReadInSchema,
+    wrap="ids",
+    ack=MarkReadAckSchema,
+    emits=["notification:unread_count"],
     examples=[{"ids": ["n-5b1f09a2c3d4e5f6"]}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
 )
-@ws_payload(MarkReadInSchema)
-@ws_ack(MarkReadAckSchema)
-@ws_response("notification:unread_count")
 def mark_read(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Mark notifications read; every socket of the user gets the new ``notification:unread_count``."""
     changed, unread = ctx.services.notifications.mark_read(ctx.user_id, list(dict.fromkeys(data["ids"])))

@@ -6,7 +6,6 @@ from typing import Any
 
 from realtime.broadcaster import Outgoing
 from realtime.errors import ErrorCode, RealtimeError
-from realtime.docs.decorators import ws_ack, ws_event, ws_payload, ws_response
 from realtime.schemas.party import (
     PartyMediaOutSchema,
     PartyRefSchema,
@@ -62,17 +61,16 @@ def party_room(party_id: str) -> str:
     return f"party:{party_id}"
 
 
-@party.on("party:join_live")
-@ws_event(
+@party.event(
     "party:join_live",
     "Watch a party's live feed (party:{partyId}). The ack and the others' party:viewer_joined carry the "
     "cluster-wide count of distinct viewers; a second tab does not count twice.",
+    payload=PartyRefSchema,
+    ack=PartyViewersAckSchema,
+    emits=["party:viewer_joined"],
     examples=[{"partyId": "p42"}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.ROOM_LIMIT, ErrorCode.RATE_LIMITED],
 )
-@ws_payload(PartyRefSchema)
-@ws_ack(PartyViewersAckSchema)
-@ws_response("party:viewer_joined")
 def join_live(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Watch the live feed; ack and the others get the new cluster-wide viewer count."""
     party_id = data["partyId"]
@@ -84,17 +82,16 @@ def join_live(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     return {"partyId": party_id, "viewerCount": membership.users}
 
 
-@party.on("party:leave_live")
-@ws_event(
+@party.event(
     "party:leave_live",
     "Stop watching; the remaining viewers get party:viewer_left with the new count.",
+    payload=PartyRefSchema,
+    ack=PartyViewersAckSchema,
+    emits=["party:viewer_left"],
     room_required=True,
     examples=[{"partyId": "p42"}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_IN_ROOM, ErrorCode.RATE_LIMITED],
 )
-@ws_payload(PartyRefSchema)
-@ws_ack(PartyViewersAckSchema)
-@ws_response("party:viewer_left")
 def leave_live(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Stop watching; the remaining viewers get the new count."""
     party_id = data["partyId"]

@@ -5,7 +5,6 @@ import time
 from typing import Any
 
 from realtime.broadcaster import Outgoing
-from realtime.docs.decorators import ws_ack, ws_event, ws_payload, ws_response
 from realtime.errors import ErrorCode
 from realtime.schemas.presence import (
     PresenceEntrySchema,
@@ -41,16 +40,16 @@ def presence_room(user_id: str) -> str:
     return f"presence:{user_id}"
 
 
-@presence.on("presence:status", wrap="status")
-@ws_event(
+@presence.event(
     "presence:status",
     "Choose online, away or busy; subscribers get presence:update. A bare string (\"away\") is accepted too.",
+    payload=PresenceStatusInSchema,
+    wrap="status",
+    ack=PresenceOutSchema,
+    emits=["presence:update"],
     examples=[{"status": "away"}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
 )
-@ws_payload(PresenceStatusInSchema)
-@ws_ack(PresenceOutSchema)
-@ws_response("presence:update")
 def set_status(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Choose online, away or busy; subscribers hear ``presence:update``."""
     last_seen = ctx.services.state.set_status(ctx.user_id, data["status"])
@@ -59,16 +58,16 @@ def set_status(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     return update
 
 
-@presence.on("presence:subscribe", wrap="userIds")
-@ws_event(
+@presence.event(
     "presence:subscribe",
     "Receive presence:update for up to 100 users (joins their presence: rooms in one round trip). A bare "
     "array is accepted too.",
+    payload=PresenceUsersInSchema,
+    wrap="userIds",
+    ack=PresenceUsersInSchema,
     examples=[{"userIds": ["bob", "carol"]}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.ROOM_LIMIT, ErrorCode.RATE_LIMITED],
 )
-@ws_payload(PresenceUsersInSchema)
-@ws_ack(PresenceUsersInSchema)
 def subscribe(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Receive ``presence:update`` for these users (joins their ``presence:`` rooms, one round trip)."""
     rooms = [presence_room(user_id) for user_id in data["userIds"]]
@@ -76,32 +75,32 @@ def subscribe(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     return {"userIds": list(dict.fromkeys(data["userIds"]))}
 
 
-@presence.on("presence:unsubscribe", wrap="userIds")
-@ws_event(
+@presence.event(
     "presence:unsubscribe",
     "Stop receiving presence:update for these users; the ack lists those that were subscribed.",
+    payload=PresenceUsersInSchema,
+    wrap="userIds",
+    ack=PresenceUsersInSchema,
     examples=[{"userIds": ["carol"]}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
 )
-@ws_payload(PresenceUsersInSchema)
-@ws_ack(PresenceUsersInSchema)
 def unsubscribe(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Stop receiving ``presence:update`` for these users."""
     left = ctx.services.rooms.leave_many(ctx.sid, ctx.user_id, [presence_room(u) for u in data["userIds"]])
     return {"userIds": [room.partition(":")[2] for room, _ in left]}
 
 
-@presence.on("presence:check", wrap="userIds")
-@ws_event(
+@presence.event(
     "presence:check",
     "Presence of up to 100 users, cluster-wide, in one pipelined round trip; also sent as "
     "presence:status_list. A bare array is accepted too.",
+    payload=PresenceUsersInSchema,
+    wrap="userIds",
+    ack=PresenceEntrySchema(many=True),
+    emits=["presence:status_list"],
     examples=[{"userIds": ["bob", "carol"]}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED],
 )
-@ws_payload(PresenceUsersInSchema)
-@ws_ack(PresenceEntrySchema(many=True))
-@ws_response("presence:status_list")
 def check(ctx: EventContext, data: dict[str, Any]) -> list[dict[str, Any]]:
     """Presence of up to 100 users in one pipelined round trip; also sent as ``presence:status_list``."""
     users = [entry.to_dict() for entry in ctx.services.state.presence(list(dict.fromkeys(data["userIds"])))]

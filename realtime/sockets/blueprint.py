@@ -1,19 +1,21 @@
 """Socket blueprints: record handlers per feature module, register them on the app later."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from marshmallow import Schema
+from marshmallow import fields as ma_fields
 
 from realtime.auth.sessions import Profile
 from realtime.broadcaster import Outgoing
-from realtime.docs.decorators import EventDoc, as_schema, doc_of
+from realtime.errors import ErrorCode
 from realtime.services import Services
 from realtime.socket_state import ConnectInfo, ReleaseInfo
 
 HandlerFunc = Callable[["EventContext", Any], Any]
+SchemaLike = type[Schema] | Schema | Mapping[str, ma_fields.Field]
 ConnectHook = Callable[["EventContext", ConnectInfo], "list[Outgoing]"]
 ReleaseHook = Callable[[ReleaseInfo, Services], "list[Outgoing]"]
 
@@ -27,6 +29,34 @@ class EventContext:
     session_id: str
     profile: Profile
     services: Services
+
+
+def as_schema(schema: SchemaLike, name: str = "Inline") -> Schema:
+    """A schema instance from a class, an instance or a ``{name: field}`` mapping (named ``name``)."""
+    if isinstance(schema, Schema):
+        return schema
+    if isinstance(schema, type) and issubclass(schema, Schema):
+        return schema()
+    return Schema.from_dict(dict(schema), name=name)()
+
+
+@dataclass(frozen=True)
+class EventDoc:
+    """What a handler's declaration says about its client→server event.
+
+    ``payload`` validates what clients send and ``ack`` shapes the ``data`` of a successful ack; with the rest
+    they become the catalogue, the AsyncAPI document and the TypeScript types. ``emits`` names the
+    server→client events the handler causes, ``errors`` the codes it answers with besides the common ones.
+    """
+
+    description: str
+    category: str
+    payload: Schema | None
+    ack: Schema | None
+    room_required: bool = False
+    examples: tuple[Any, ...] = ()
+    errors: tuple[ErrorCode, ...] = ()
+    emits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,12 +75,12 @@ class EventHandler:
 
     @property
     def schema(self) -> Schema | None:
-        """The payload schema from ``@ws_payload``."""
+        """The payload schema of the declaration."""
         return self.doc.payload
 
     @property
     def ack(self) -> Schema | None:
-        """The ack ``data`` schema from ``@ws_ack``."""
+        """The ack ``data`` schema of the declaration."""
         return self.doc.ack
 
 
@@ -74,8 +104,9 @@ class ServerEvent:
 class SocketBlueprint:
     """A feature's client→server handlers, recorded at import and registered by the factory.
 
-    ``@chat.on("chat:message", ChatMessageInSchema)`` validates the payload with the schema and calls
-    the function with ``(ctx, data)``; its return value becomes ``{"ok": true, "data": ...}``.
+    ``@chat.event("chat:message", "…", payload=ChatMessageInSchema, ack=ChatSentAckSchema, …)`` validates the
+    payload with its schema and calls the function with ``(ctx, data)``; its return value, shaped by the ack
+    schema, becomes ``{"ok": true, "data": ...}``.
     """
 
     def __init__(self, name: str) -> None:
@@ -96,16 +127,50 @@ class SocketBlueprint:
         self.release_hooks.append(func)
         return func
 
-    def on(self, event: str, wrap: str | None = None) -> Callable[[HandlerFunc], HandlerFunc]:
-        """Record ``func`` as the handler of ``event``; put it above ``@ws_event``/``@ws_payload``/``@ws_ack``."""
-        if any(h.event == event for h in self.handlers):
-            raise ValueError(f"{event!r} is already handled in blueprint {self.name!r}.")
+    def event(
+        self,
+        name: str,
+        description: str,
+        *,
+        payload: SchemaLike,
+        ack: SchemaLike,
+        examples: Sequence[Any],
+        errors: Sequence[ErrorCode],
+        emits: Sequence[str] = (),
+        room_required: bool = False,
+        wrap: str | None = None,
+    ) -> Callable[[HandlerFunc], HandlerFunc]:
+        """Record ``func`` as the handler of client→server event ``name``, with everything said about it.
+
+        The one declaration of the event: the registry builds its catalogue entry (category: the prefix of
+        ``name``) from it, and dispatch validates and shapes with its schemas.
+
+        :param payload: validates what clients send (a schema class, an instance or a ``{name: field}``
+            mapping).
+        :param ack: shapes the ``data`` of a successful ack, in the same forms.
+        :param examples: payloads a client may send; the tests load each through ``payload``.
+        :param errors: codes the handler answers with besides the common ones.
+        :param emits: the server→client events the handler causes, each declared with :meth:`emits`.
+        :param room_required: the socket must have joined the event's room first.
+        :param wrap: the field a bare (non-object) payload is put into, for clients written to the seeds'
+            shapes (``presence:check ["bob"]`` is ``{"userIds": ["bob"]}``).
+        """
+        if any(h.event == name for h in self.handlers):
+            raise ValueError(f"{name!r} is already handled in blueprint {self.name!r}.")
 
         def decorator(func: HandlerFunc) -> HandlerFunc:
-            doc = doc_of(func)
-            if doc.name and doc.name != event:
-                raise ValueError(f"{func.__name__} handles {event!r} but @ws_event names {doc.name!r}.")
-            self.handlers.append(EventHandler(event=event, func=func, doc=doc, blueprint=self.name, wrap=wrap))
+            title = func.__name__.title()
+            doc = EventDoc(
+                description=description,
+                category=name.partition(":")[0],
+                payload=as_schema(payload, name=f"{title}Payload"),
+                ack=as_schema(ack, name=f"{title}Ack"),
+                room_required=room_required,
+                examples=tuple(examples),
+                errors=tuple(errors),
+                emits=tuple(emits),
+            )
+            self.handlers.append(EventHandler(event=name, func=func, doc=doc, blueprint=self.name, wrap=wrap))
             return func
 
         return decorator

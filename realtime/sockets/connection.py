@@ -18,7 +18,7 @@ from realtime.schemas.session import ErrorEventOutSchema, ForceLogoutOutSchema
 from realtime.services import current_services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
 from realtime.sockets.recovery_flow import ConnectPlan, recoverable, record_for, remember, resume
-from realtime.sockets.server import RealtimeServer
+from realtime.sockets.server import ServerCore
 
 NAMESPACE = "/"
 
@@ -63,8 +63,8 @@ def on_connect(auth: Any = None) -> None:
     services = current_services()
     services.lifecycle.ensure_started()
     sid = request.sid
-    server: RealtimeServer = socketio.server
-    plan: ConnectPlan | None = server.connect_plans.get(server.manager.eio_sid_from_sid(sid, NAMESPACE))
+    core: ServerCore = socketio.server.core
+    plan: ConnectPlan | None = core.connect_plans.get(socketio.server.manager.eio_sid_from_sid(sid, NAMESPACE))
     single = services.settings.session_policy == "single"
     try:
         if plan is not None:
@@ -73,7 +73,7 @@ def on_connect(auth: Any = None) -> None:
             identity = services.authenticator.authenticate(extract_token(auth, request.headers, request.args))
         if plan is not None and plan.recovered:
             pid = plan.restore.record.pid  # type: ignore[union-attr]
-            info = resume(services, server, sid, plan, single)
+            info = resume(services, core, sid, plan, single)
         else:
             pid = new_pid() if services.recovery is not None else ""
             rooms = services.rooms.default_rooms_for(identity.user_id)
@@ -87,7 +87,7 @@ def on_connect(auth: Any = None) -> None:
         error = unavailable(exc)
         raise ConnectionRefusedError(error.message, error.to_dict()) from None
     if pid:
-        server.pids[sid] = pid
+        core.pids[sid] = pid
     services.connections.add(sid, identity, pid)
     ctx = EventContext(
         sid=sid, user_id=identity.user_id, session_id=identity.session_id, profile=identity.profile, services=services
@@ -109,7 +109,7 @@ def on_disconnect(reason: Any = None) -> None:
     sid = request.sid
     services.limiter.forget(sid)
     services.typing.forget(sid)
-    socketio.server.pids.pop(sid, None)
+    socketio.server.core.pids.pop(sid, None)
     removed = services.connections.remove(sid)
     if removed is None:
         return

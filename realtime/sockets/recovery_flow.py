@@ -28,7 +28,7 @@ from realtime.socket_state import ConnectInfo
 
 if TYPE_CHECKING:
     from realtime.services import Services
-    from realtime.sockets.server import RealtimeServer
+    from realtime.sockets.server import ServerCore
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +59,12 @@ def _environ_auth(environ: dict[str, Any]) -> tuple[dict[str, str], dict[str, st
     return headers, query
 
 
-def prepare(server: RealtimeServer, eio_sid: str, data: dict[str, Any]) -> ConnectPlan | None:
+def prepare(core: ServerCore, eio_sid: str, data: dict[str, Any]) -> ConnectPlan | None:
     """Try to recover a reconnecting socket; None leaves the handshake to the ordinary path."""
-    app = server.realtime_app
-    services: Services = app.extensions["realtime"]
+    services: Services = core.app.extensions["realtime"]
     if services.recovery is None:
         return None
-    headers, query = _environ_auth(server.environ.get(eio_sid, {}))
+    headers, query = _environ_auth(core.server.environ.get(eio_sid, {}))
     try:
         claims = services.tokens.verify(extract_token(data, headers, query) or "")
     except RealtimeError:
@@ -75,7 +74,7 @@ def prepare(server: RealtimeServer, eio_sid: str, data: dict[str, Any]) -> Conne
     live_sid = services.connections.sid_for_pid(pid)
     if live_sid is not None:
         if owns(_identity_of(services, live_sid), claims.user_id, claims.session_id):
-            _hand_over(services, server, live_sid, pid)
+            _hand_over(services, core, live_sid, pid)
         else:
             # A leaked pid: the live socket is not the claimant's to end; the claimant gets a new session.
             logger.warning("a recovery claim on another session's live socket was ignored",
@@ -113,7 +112,7 @@ def _identity_of(services: Services, sid: str) -> Identity | None:
         return None
 
 
-def _hand_over(services: Services, server: RealtimeServer, live_sid: str, pid: str) -> None:
+def _hand_over(services: Services, core: ServerCore, live_sid: str, pid: str) -> None:
     """The owner reconnects while its old transport, dead, is not yet noticed here: keep the old socket's
     record and park it (as a noticed drop would), then end it without releasing it, so the claim that
     follows recovers it. If the record cannot be kept, the old socket is simply ended."""
@@ -121,17 +120,17 @@ def _hand_over(services: Services, server: RealtimeServer, live_sid: str, pid: s
     if remember(services, [record_for(live_sid, identity, pid, services.rooms.rooms_of(live_sid))]):
         # Forgotten here, the disconnect handler leaves the parked socket to the claim (or to the reaper).
         services.connections.remove(live_sid)
-    with server.realtime_app.app_context():
-        server.disconnect(live_sid, namespace=NAMESPACE, ignore_queue=True)
+    with core.app.app_context():
+        core.server.disconnect(live_sid, namespace=NAMESPACE, ignore_queue=True)
 
 
-def resume(services: Services, server: RealtimeServer, sid: str, plan: ConnectPlan, single: bool) -> ConnectInfo:
+def resume(services: Services, core: ServerCore, sid: str, plan: ConnectPlan, single: bool) -> ConnectInfo:
     """Register a recovered socket in its old rooms and replay what it missed (2 round trips with hooks' 1)."""
     record = plan.restore.record
     assert record is not None
-    eio_sid = server.manager.eio_sid_from_sid(sid, NAMESPACE)
+    eio_sid = core.server.manager.eio_sid_from_sid(sid, NAMESPACE)
     rooms = [room for room in record.rooms if room != sid]
-    server.held[eio_sid] = []
+    core.held[eio_sid] = []
     try:
         # Hooks are asked again: rooms they refuse now are neither re-entered nor replayed.
         rooms = services.lifecycle.recheck_recovered(sid, plan.identity.user_id, rooms)
@@ -144,15 +143,15 @@ def resume(services: Services, server: RealtimeServer, sid: str, plan: ConnectPl
         last = record.last_offset
         for packet in missed:
             if packet.room in rooms and packet.skip_sid != record.sid:
-                server.send_now(eio_sid, _event_packet(server, packet))
+                core.send_now(eio_sid, _event_packet(core, packet))
             last = packet.offset
     finally:
-        held = server.held.pop(eio_sid, [])
+        held = core.held.pop(eio_sid, [])
     for pkt in held:
         if not _already_replayed(pkt, last):
-            server.send_now(eio_sid, pkt)
+            core.send_now(eio_sid, pkt)
     # Live copies of replayed packets may still be in flight through the queue: drop them on arrival.
-    server.replayed_up_to[eio_sid] = last
+    core.replayed_up_to[eio_sid] = last
     logger.info("socket recovered", extra={"sid": sid, "replayed": len(missed)})
     return info
 
@@ -189,8 +188,8 @@ def _merge(first: list[ReplayPacket], second: list[ReplayPacket]) -> list[Replay
     return merged
 
 
-def _event_packet(server: RealtimeServer, packet: ReplayPacket) -> Any:
-    return server.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[packet.event, packet.payload, packet.offset])
+def _event_packet(core: ServerCore, packet: ReplayPacket) -> Any:
+    return core.server.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[packet.event, packet.payload, packet.offset])
 
 
 def _already_replayed(pkt: Any, last: str) -> bool:

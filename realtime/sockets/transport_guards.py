@@ -3,26 +3,26 @@
 - gevent-websocket reads a whole frame (and every continuation frame of a message) into memory before
   python-engineio compares the message with its size cap: :class:`BoundedWebSocket` refuses a frame, or a
   fragmented message, larger than the cap as soon as its header says so.
-- python-engineio decodes a websocket packet outside its ``try`` block: an undecodable packet (``x``, an
-  empty frame) ends the transport without closing the Engine.IO socket, leaving its Socket.IO session alive
-  until the ping timeout. :func:`guard_websocket_handler` closes it.
 - gevent.pywsgi waits for a request head as long as the client likes (a connection that sends nothing, or
   one header line now and then, holds a slot of ``worker_connections`` forever), and gunicorn's
   ``keepalive`` does not apply to its gevent pywsgi workers: :class:`HeadDeadlineHandler` gives every
   request head, the first on a connection and each next one on a keep-alive connection, one total deadline.
 
-The first two are installed once per process by :func:`install_transport_guards`; gunicorn.conf.py
-installs the third in each worker with :func:`install_head_deadline`.
+:func:`realtime.sockets.library_hooks.install_transport_guards` installs the first for the whole process
+(with python-engineio's websocket guard, which needs a private method); gunicorn.conf.py installs the
+second in each worker with :func:`install_head_deadline`.
 """
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-import engineio.socket
 import gevent
-import geventwebsocket.handler
-from geventwebsocket.exceptions import FrameTooLargeException, ProtocolError, WebSocketError
+from geventwebsocket.exceptions import (
+    FrameTooLargeException,
+    ProtocolError,
+    WebSocketError,
+)
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header, WebSocket
 
@@ -58,30 +58,6 @@ class BoundedWebSocket(WebSocket):
         if header.mask:
             payload = header.unmask_payload(payload)
         return header, payload
-
-
-def guard_websocket_handler(original: Any) -> Any:
-    """Close the Engine.IO socket when its websocket loop dies on an undecodable packet."""
-
-    def guarded(self: Any, ws: Any) -> Any:
-        try:
-            return original(self, ws)
-        except Exception as exc:
-            logger.warning("websocket transport aborted on an undecodable packet (%s)", type(exc).__name__)
-            self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
-            return []
-
-    guarded.__realtime_guard__ = True  # type: ignore[attr-defined]
-    return guarded
-
-
-def install_transport_guards(max_message_bytes: int) -> None:
-    """Install both guards (idempotent; the size cap follows the latest app)."""
-    BoundedWebSocket.max_message_bytes = max_message_bytes
-    geventwebsocket.handler.WebSocket = BoundedWebSocket
-    handler = engineio.socket.Socket._websocket_handler
-    if not getattr(handler, "__realtime_guard__", False):
-        engineio.socket.Socket._websocket_handler = guard_websocket_handler(handler)
 
 
 class RequestHeadExpired(TimeoutError):

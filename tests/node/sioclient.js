@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /*
  * JSON-lines driver for the real Node `socket.io-client`, used by the pytest
- * helper tests/node_client.py.
+ * helper tests/helpers/node_client.py.
  *
  * Protocol: one JSON object per line on stdin (commands), one JSON object per
  * line on stdout (results and events). Nothing else is ever written to

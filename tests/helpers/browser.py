@@ -3,7 +3,7 @@
 The pytest process is gevent monkey-patched (``tests/conftest.py``), and Playwright's sync API runs its
 own greenlet and asyncio machinery against a Node driver process; mixing the two in one process is not
 something either project supports. So nothing here imports Playwright at module level: the tests call
-:func:`run_scenario`, which runs ``python -m tests.browser_script`` in a **separate, unpatched Python
+:func:`run_scenario`, which runs ``python -m tests.helpers.browser_script`` in a **separate, unpatched Python
 process** (same interpreter, same venv) and reads its JSON result from stdout. Only that child calls
 :func:`launch`.
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; Playwright is imported in t
 
 __all__ = ["CHROMIUM_ARGS", "BrowserScriptError", "chromium_executable", "launch", "run_scenario"]
 
-REPO_ROOT: Path = Path(__file__).resolve().parent.parent
+REPO_ROOT: Path = Path(__file__).resolve().parents[2]
 
 #: Flags for a quiet, reproducible headless run: no sandbox (containers, root), no GPU, no QUIC,
 #: and none of the background traffic (component updates, sync, first-run pings).
@@ -81,7 +81,7 @@ def launch(playwright: Playwright, **kwargs: Any) -> Browser:
 
 
 def run_scenario(name: str, params: Mapping[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-    """Run scenario ``name`` of :mod:`tests.browser_script` in a child process; return its JSON result.
+    """Run scenario ``name`` of :mod:`tests.helpers.browser_script` in a child process; return its JSON result.
 
     Safe to call from the gevent-patched test process: the child is a plain ``subprocess``; on timeout its
     whole process group (Python, Playwright's Node driver, Chromium) is killed.
@@ -96,7 +96,7 @@ def run_scenario(name: str, params: Mapping[str, Any], timeout: float = 60.0) ->
     env.update({"TMPDIR": tmp, "PYTHONUNBUFFERED": "1"})
     env.pop("PLAYWRIGHT_BROWSERS_PATH", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.browser_script", spec],
+        [sys.executable, "-m", "tests.helpers.browser_script", spec],
         cwd=REPO_ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

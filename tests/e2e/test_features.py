@@ -15,16 +15,14 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import redis
 import requests
 
-from tests.e2e_cluster import GunicornProcess, session_id_of
-from tests.e2e_kit import (
+from tests.helpers.e2e_cluster import GunicornProcess, group_members, session_id_of
+from tests.helpers.e2e_kit import (
     API_KEY,
     PRESENCE_TTL,
     Clients,
@@ -35,50 +33,15 @@ from tests.e2e_kit import (
     mint,
     new_id,
     refused,
-    server_errors,
-    start_cluster,
 )
-from tests.node_client import NodeClients
-from tests.redis_server import RedisServer, free_port
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_server_errors")]
 
 #: How long to keep listening after the expected deliveries, before counting them.
 SETTLE = 0.5
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 MESSAGE_ID = re.compile(r"^\d{13,}-\d+$")
 MESSAGE_KEYS = {"id", "roomId", "senderId", "sender", "content", "type", "mediaUrl", "clientId", "createdAt"}
-
-
-@pytest.fixture(scope="module")
-def cluster(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Servers A and B on the private Redis (emptied first)."""
-    redis.Redis.from_url(redis_server.url).flushall()
-    with start_cluster(redis_server.url, tmp_path_factory.mktemp("e2e-features")) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def nodes(cluster: Cluster) -> Iterator[NodeClients]:
-    """One Node driver for the module, closed before the servers (so they stop at once on SIGTERM)."""
-    with NodeClients() as driver:
-        yield driver
-
-
-@pytest.fixture
-def clients(nodes: NodeClients, cluster: Cluster) -> Iterator[Clients]:
-    opened = Clients(nodes, cluster)
-    yield opened
-    opened.close_all()
-
-
-@pytest.fixture(autouse=True)
-def no_server_errors(cluster: Cluster) -> Iterator[None]:
-    """Servers A and B log nothing at ERROR level, and no traceback, during the test (LOG_LEVEL=WARNING)."""
-    servers = (cluster.a, cluster.b)
-    starts = {server.name: len(server.log_text()) for server in servers}
-    yield
-    assert not (errors := server_errors(servers, starts)), errors
 
 
 def api(
@@ -283,35 +246,10 @@ def test_presence_subscribe_status_check_and_offline_across_workers(cluster: Clu
 # -- 4. a killed server's sockets are reaped by the others ----------------------------------------------------
 
 
-def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group ``pgid``."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its closing parenthesis.
-        fields_after_comm = stat.rpartition(")")[2].split()
-        if int(fields_after_comm[2]) == pgid and fields_after_comm[0] != "Z":
-            members.append(int(entry))
-    return members
-
-
 @pytest.fixture
-def server_c(cluster: Cluster) -> Iterator[GunicornProcess]:
+def server_c(extra_servers: Callable[..., GunicornProcess]) -> GunicornProcess:
     """A third server for this test only."""
-    port = free_port()
-    while port in (cluster.a.port, cluster.b.port):
-        port = free_port()
-    c = GunicornProcess(port, cluster.env, cluster.log_dir, name="c")
-    try:
-        c.start(30)
-        yield c
-    finally:
-        c.stop(timeout=5)
+    return extra_servers("c")
 
 
 def test_presence_and_viewer_counts_heal_after_a_server_is_killed(
@@ -340,13 +278,13 @@ def test_presence_and_viewer_counts_heal_after_a_server_is_killed(
     assert alice.call("presence:check", [erin_id])[0]["isOnline"] is True
 
     # SIGKILL the master and its worker: nothing runs a disconnect handler or a shutdown hook.
-    workers = [pid for pid in _group_members(server_c.pid) if pid != server_c.pid]
+    workers = [pid for pid in group_members(server_c.pid) if pid != server_c.pid]
     assert workers, "server C has no worker process in its process group"
     killed_at = time.monotonic()
     os.killpg(server_c.pid, signal.SIGKILL)
     deadline = killed_at + 5
-    while _group_members(server_c.pid):
-        assert time.monotonic() < deadline, f"processes of server C survived SIGKILL: {_group_members(server_c.pid)}"
+    while group_members(server_c.pid):
+        assert time.monotonic() < deadline, f"processes of server C survived SIGKILL: {group_members(server_c.pid)}"
         time.sleep(0.05)
     assert erin.wait_disconnect(since)["reason"] in ("transport close", "transport error")
 
@@ -507,7 +445,7 @@ def test_new_login_logs_out_every_tab_of_the_old_session_on_every_worker(cluster
     for tab in (tab_a, tab_b):
         after = [m["type"] for m in clients.nodes.messages[since:] if m.get("id") == tab.id]
         assert after == ["event", "disconnect"], after
-    assert fresh.log(["disconnect", "reconnect_attempt"]) == []
+    assert fresh.log(types=["disconnect", "reconnect_attempt"]) == []
     assert fresh.payloads("force_logout") == []
     (henry,) = fresh.call("presence:check", [old.id])
     assert henry["userId"] == old.id and henry["isOnline"] is True and henry["status"] == "online"

@@ -1,6 +1,6 @@
 """Hostile input over raw WebSockets against the real server (the Procfile's gunicorn command on a private Redis).
 
-Every hostile input runs on a fresh raw connection (:mod:`tests.raw_socketio`), one parametrized case each.
+Every hostile input runs on a fresh raw connection (:mod:`tests.helpers.raw_socketio`), one parametrized case each.
 Two canaries — ordinary python-socketio clients of one chat room — must keep working throughout: after every
 case each sends a chat message and the other receives it within 2 s, and ``/healthz`` answers. Inputs with
 valid framing and a bad payload must get an ack envelope with the exact error code; everything else must be
@@ -35,15 +35,20 @@ import requests
 import socketio
 import websocket
 
-from realtime.config import DEFAULTS
 from realtime.errors import ErrorCode
-from tests.e2e_cluster import REPO_ROOT, GunicornProcess, create_tokens
-from tests.raw_socketio import OPCODE_BINARY, OPCODE_TEXT, Closed, RawSocketIO, SioPacket
-from tests.redis_server import RedisServer, free_port
+from tests.helpers.e2e_cluster import REPO_ROOT, GunicornProcess, create_tokens
+from tests.helpers.e2e_kit import server_env
+from tests.helpers.raw_socketio import (
+    OPCODE_BINARY,
+    OPCODE_TEXT,
+    Closed,
+    RawSocketIO,
+    SioPacket,
+)
+from tests.helpers.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.e2e
 
-SECRET = "fuzz-frames-secret-0123456789abcdefghijklmnopqrstuv"
 MAX_PAYLOAD = 65536
 #: The chat room of the canaries (a ``group:`` room through ``chat:join``).
 ROOM = "fuzz-lobby"
@@ -61,27 +66,15 @@ ENVELOPE_CODES = {code.value for code in ErrorCode}
 # -- the server, the canaries ---------------------------------------------------------------------------------
 
 
-def server_env(redis_url: str) -> dict[str, str | None]:
-    """Every app setting explicit (none inherited from the developer's shell)."""
-    env: dict[str, str | None] = {name: None for name in DEFAULTS}
-    env.update(
-        {
-            "REDIS_URL": redis_url,
-            "JWT_SECRET": SECRET,
-            "APP_ENV": "local",
-            "LOG_LEVEL": "WARNING",
-            "ALLOWED_ORIGINS": "*",
-            "MAX_PAYLOAD_BYTES": str(MAX_PAYLOAD),
-            # Recovery off: a dropped socket is then released at once (with recovery it is parked for the
-            # window, by design), which is what the ghost-session test observes. Recovery has its own suite.
-            "RECOVERY_WINDOW": "0",
-            "WEB_CONCURRENCY": "1",
-            "GRACEFUL_TIMEOUT": "3",
-            "WORKER_CONNECTIONS": None,
-            "GUNICORN_CMD_ARGS": None,
-        }
-    )
-    return env
+#: The server's settings on top of the kit's. Recovery off: a dropped socket is then released at once (with
+#: recovery it is parked for the window, by design), which is what the ghost-session test observes. Recovery has
+#: its own suite.
+SETTINGS: dict[str, str | None] = {
+    "MAX_PAYLOAD_BYTES": str(MAX_PAYLOAD),
+    "RECOVERY_WINDOW": "0",
+    "API_KEYS": None,
+    "PRESENCE_TTL": None,
+}
 
 
 def worker_pids(master: int) -> list[int]:
@@ -206,7 +199,7 @@ def server(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
     client.flushall()
     client.close()
     log_dir = tmp_path_factory.mktemp("fuzz-frames")
-    env = server_env(redis_server.url)
+    env = {**server_env(redis_server.url), **SETTINGS}
     users = ["canary-a", "canary-b", *(f"fz{n:03d}" for n in range(USER_POOL + BURST_SOCKETS))]
     proc = GunicornProcess(free_port(), env, log_dir, name="fuzz")
     proc.spawn()

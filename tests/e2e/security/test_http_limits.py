@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from realtime.config import DEFAULTS
-from tests.e2e_kit import API_KEY, Cluster
+from tests.helpers.e2e_kit import API_KEY, Cluster
 
 #: The documented HTTP body limit with the default MAX_PAYLOAD_BYTES: twice an event payload.
 BODY_LIMIT = 2 * int(DEFAULTS["MAX_PAYLOAD_BYTES"] or 0)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.node_client import NODE_DIR, ensure_node_modules
+from tests.helpers.node_client import NODE_DIR, ensure_node_modules
 
 
 def validate_asyncapi(spec: dict[str, Any]) -> dict[str, Any]:

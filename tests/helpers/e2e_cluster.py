@@ -25,12 +25,13 @@ __all__ = [
     "GunicornProcess",
     "build_env",
     "create_tokens",
+    "group_members",
     "revoke_session",
     "session_id_of",
 ]
 
 #: The repository root: the Procfile's working directory.
-REPO_ROOT: Path = Path(__file__).resolve().parent.parent
+REPO_ROOT: Path = Path(__file__).resolve().parents[2]
 _BIN = Path(sys.executable).parent
 _LOG_TAIL_LINES = 60
 
@@ -58,7 +59,7 @@ def build_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
 class GunicornProcess:
     """One gunicorn master (and its workers) serving ``wsgi:app`` on ``127.0.0.1:port``.
 
-    :param port: the TCP port (``PORT``); pick it with :func:`tests.redis_server.free_port`.
+    :param port: the TCP port (``PORT``); pick it with :func:`tests.helpers.redis_server.free_port`.
     :param env: variables overlaid on ``os.environ`` (``None`` unsets one).
     :param log_dir: folder for the log file ``gunicorn-<name>-<port>.log``.
     :param name: a label for the log file and error messages.
@@ -205,6 +206,23 @@ class GunicornProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid`` (a gunicorn master and its workers), sorted."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its closing parenthesis.
+        after_comm = stat.rpartition(")")[2].split()
+        if int(after_comm[2]) == pgid and after_comm[0] != "Z":
+            members.append(int(entry))
+    return sorted(members)
 
 
 def _flask(env: Mapping[str, str | None], *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:

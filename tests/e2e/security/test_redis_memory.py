@@ -16,7 +16,7 @@ import pytest
 import redis
 import requests
 
-from tests.e2e_kit import (
+from tests.helpers.e2e_kit import (
     API_KEY,
     PRESENCE_TTL,
     Clients,
@@ -25,9 +25,8 @@ from tests.e2e_kit import (
     new_id,
     ok,
     refused,
-    start_cluster,
 )
-from tests.redis_server import RedisServer
+from tests.helpers.redis_server import RedisServer
 
 #: socket.io-client options: reconnect at once after a dropped transport.
 FAST_RECONNECT = {"reconnectionDelay": 100, "reconnectionDelayMax": 200, "randomizationFactor": 0}
@@ -42,18 +41,11 @@ WRITING_EVENTS: list[tuple[str, Callable[[str], Any]]] = [
 
 
 @pytest.fixture(scope="module")
-def private_redis() -> Iterator[RedisServer]:
-    """A redis-server for this module alone (its memory limit and policy change during the tests)."""
+def cluster_redis() -> Iterator[RedisServer]:
+    """A redis-server for this module's cluster alone (its memory limit and policy change during the tests)."""
     server = RedisServer().start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster(private_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Servers A and B on the module's private Redis (the shared suite's ``cluster``, overridden)."""
-    with start_cluster(private_redis.url, tmp_path_factory.mktemp("redis-memory")) as started:
-        yield started
 
 
 @pytest.fixture
@@ -100,7 +92,7 @@ def test_refused_writes_answer_unavailable_and_work_again_without_restart(
     # Reads still work, and the sockets that were refused stay connected.
     (bob_presence,) = alice.call("presence:check", [users["bob"].id])
     assert bob_presence["isOnline"] is True, bob_presence
-    assert alice.log(["disconnect"]) == [] and bob.log(["disconnect"]) == []
+    assert alice.log(types=["disconnect"]) == [] and bob.log(types=["disconnect"]) == []
     assert bob.payloads("chat:new_message") == []
 
     # Redis admits the registration script (its first write frees memory, and a script that wrote once
@@ -128,7 +120,7 @@ def test_refused_writes_answer_unavailable_and_work_again_without_restart(
     # Heartbeats, reapers and probes of both workers run under the squeeze for a whole PRESENCE_TTL: the
     # logs stay free of errors and tracebacks (no_server_errors), and nobody is disconnected.
     time.sleep(PRESENCE_TTL + 1)
-    assert [sock.log(["disconnect"]) for sock in (alice, bob, carol)] == [[], [], []]
+    assert [sock.log(types=["disconnect"]) for sock in (alice, bob, carol)] == [[], [], []]
 
     ready = readiness(cluster)
     assert [status for status, _ in ready] == [503, 503], ready
@@ -144,7 +136,7 @@ def test_refused_writes_answer_unavailable_and_work_again_without_restart(
     dave = clients.connect(users["dave"], cluster.b)
     dave.call("chat:join", {"roomId": room})
     assert [status for status, _ in readiness(cluster)] == [200, 200]
-    assert alice.log(["disconnect"]) == [] and bob.log(["disconnect"]) == [] and carol.log(["disconnect"]) == []
+    assert [sock.log(types=["disconnect"]) for sock in (alice, bob, carol)] == [[], [], []]
     print(
         f"refusing writes for {freed - squeezed:.2f} s; after CONFIG SET maxmemory 0 a message crossed workers, "
         f"a new socket connected and /readyz said 200 within {time.monotonic() - freed:.2f} s, without restart"
@@ -165,7 +157,7 @@ def synced(client: redis.Redis) -> bool:
 
 
 def test_a_read_only_replica_after_failover_answers_unavailable(
-    cluster: Cluster, clients: Clients, private_redis: RedisServer, no_server_errors: None
+    cluster: Cluster, clients: Clients, cluster_redis: RedisServer, no_server_errors: None
 ) -> None:
     users = mint(cluster, "frank", "grace", "heidi")
     frank = clients.connect(users["frank"], cluster.a)
@@ -177,7 +169,7 @@ def test_a_read_only_replica_after_failover_answers_unavailable(
     standby = RedisServer().start()
     standby_client = redis.Redis(port=standby.port, decode_responses=True)
     try:
-        standby_client.replicaof("127.0.0.1", private_redis.port)
+        standby_client.replicaof("127.0.0.1", cluster_redis.port)
         wait_until(lambda: synced(standby_client), "the standby synced")
         # A failover the wrong way round for us: the standby is promoted, and the Redis our servers still
         # talk to becomes its read-only replica.
@@ -208,7 +200,7 @@ def test_a_read_only_replica_after_failover_answers_unavailable(
     assert grace.wait("chat:new_message", where=lambda m: m["id"] == sent["id"])["content"] == "after the failover"
     clients.connect(users["heidi"], cluster.b)
     assert [status for status, _ in readiness(cluster)] == [200, 200]
-    assert frank.log(["disconnect"]) == [] and grace.log(["disconnect"]) == []
+    assert frank.log(types=["disconnect"]) == [] and grace.log(types=["disconnect"]) == []
     print(f"read-only for {promoted - demoted:.2f} s; writable again at once after REPLICAOF NO ONE, no restart")
 
 

@@ -2,7 +2,7 @@
 
 HTTP checks use Flask's test client. The browser tests start the Procfile's gunicorn command (embedded
 default, no Redis) and drive headless system Chromium through Playwright in a separate, unpatched Python
-process (:mod:`tests.catalogue_scenario`, run like :mod:`tests.browser_script`). Screenshots land in
+process (:mod:`tests.helpers.catalogue_scenario`, run like :mod:`tests.helpers.browser_script`). Screenshots land in
 ``$TMPDIR/realtime-ws-docs/`` for a human to look at.
 """
 from __future__ import annotations
@@ -11,7 +11,6 @@ import importlib.util
 import json
 import re
 import tempfile
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,8 @@ import requests
 from flask import Flask
 
 from realtime import create_app
-from realtime.config import DEFAULTS
-from tests.catalogue_scenario import run_catalogue
-from tests.e2e_cluster import REPO_ROOT, GunicornProcess
-from tests.redis_server import free_port
+from tests.helpers.catalogue_scenario import run_catalogue
+from tests.helpers.e2e_cluster import REPO_ROOT, GunicornProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -191,27 +188,6 @@ def test_catalogue_is_not_served_in_prod(redis_url: str) -> None:
 # ---------------------------------------------------------------- real server + headless Chromium
 
 
-@pytest.fixture(scope="module")
-def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GunicornProcess]:
-    """The Procfile command on the embedded default (no Redis), like ``make run``."""
-    env: dict[str, str | None] = {name: None for name in DEFAULTS}
-    env.update(
-        {
-            "APP_ENV": "local",
-            "JWT_SECRET": SECRET,
-            "GRACEFUL_TIMEOUT": "3",
-            "LOG_LEVEL": "WARNING",
-            "WEB_CONCURRENCY": None,
-            "WORKER_CONNECTIONS": None,
-            "GUNICORN_CMD_ARGS": None,
-        }
-    )
-    server = GunicornProcess(free_port(), env, tmp_path_factory.mktemp("ws-docs"), name="ws-docs")
-    server.start()
-    yield server
-    server.stop()
-
-
 def _need_playwright() -> None:
     if importlib.util.find_spec("playwright") is None:
         pytest.fail("Playwright is not installed: `make install-test` installs the test extras (playwright>=1.40,<2).")
@@ -221,16 +197,16 @@ def _visible_events(state: dict[str, Any]) -> set[str]:
     return {c["event"] for c in state["cards"] if c["visible"]}
 
 
-def test_catalogue_in_a_browser(docs_server: GunicornProcess) -> None:
+def test_catalogue_in_a_browser(embedded_server: GunicornProcess) -> None:
     _need_playwright()
     headers = {"Connection": "close"}
-    listing = requests.get(f"{docs_server.url}/ws-docs/events", headers=headers, timeout=5).json()
-    out = run_catalogue("catalogue", {"baseUrl": docs_server.url, "screenshotDir": str(SCREENSHOT_DIR)}, timeout=90)
+    listing = requests.get(f"{embedded_server.url}/ws-docs/events", headers=headers, timeout=5).json()
+    out = run_catalogue("catalogue", {"baseUrl": embedded_server.url, "screenshotDir": str(SCREENSHOT_DIR)}, timeout=90)
     context = json.dumps({k: v for k, v in out.items() if k != "initial"}, indent=1)[:6000]
 
     # (5) nothing complained, nothing left the server.
     assert out["problems"] == [], context
-    origin = docs_server.url.split("://", 1)[1]
+    origin = embedded_server.url.split("://", 1)[1]
     for url in out["requests"]:
         assert url.split("://", 1)[1].startswith(origin + "/") or url.startswith("data:"), f"request outside: {url}"
 
@@ -308,7 +284,7 @@ def test_catalogue_in_a_browser(docs_server: GunicornProcess) -> None:
         assert Path(path).stat().st_size > 10_000, path
 
 
-def test_standalone_export_works_from_disk(docs_server: GunicornProcess, tmp_path: Path) -> None:
+def test_standalone_export_works_from_disk(embedded_server: GunicornProcess, tmp_path: Path) -> None:
     _need_playwright()
     app = create_app({"APP_ENV": "local", "JWT_SECRET": SECRET, "LOG_LEVEL": "WARNING"})
     try:
@@ -318,15 +294,15 @@ def test_standalone_export_works_from_disk(docs_server: GunicornProcess, tmp_pat
     finally:
         app.extensions["realtime"].lifecycle.stop()
     token = requests.post(
-        f"{docs_server.url}/dev/token", json={"userId": "qa_standalone"}, headers={"Connection": "close"}, timeout=5
+        f"{embedded_server.url}/dev/token", json={"userId": "qa_standalone"}, headers={"Connection": "close"}, timeout=5
     ).json()["token"]
     out = run_catalogue(
         "standalone",
-        {"file": str(target), "baseUrl": docs_server.url, "token": token, "screenshotDir": str(SCREENSHOT_DIR)},
+        {"file": str(target), "baseUrl": embedded_server.url, "token": token, "screenshotDir": str(SCREENSHOT_DIR)},
         timeout=60,
     )
     assert out["problems"] == [], out
-    assert all(url.startswith(("file://", "data:")) or docs_server.url.split("://")[1] in url for url in out["requests"])
+    assert all(url.startswith(("file://", "data:")) or embedded_server.url.split("://")[1] in url for url in out["requests"])
     assert all(c["visible"] for c in out["initial"]["cards"]) and out["initial"]["cards"]
     assert out["target"]["isTarget"] and out["target"]["inViewport"]
     assert _visible_events(out["search"]) == {"chat:typing", "chat:user_typing"}

@@ -2,7 +2,7 @@
 
 HTTP checks use Flask's test client; the browser test starts the Procfile's gunicorn command (embedded
 default, no Redis: what a newcomer gets from ``make run``) and drives two headless system-Chromium users
-through Playwright in a separate, unpatched Python process (see ``tests/browser.py``).
+through Playwright in a separate, unpatched Python process (see ``tests/helpers/browser.py``).
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import json
 import re
 import tempfile
 import uuid
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,8 @@ import requests
 from flask import Flask
 
 from realtime import create_app
-from realtime.config import DEFAULTS
-from tests.browser import run_scenario
-from tests.e2e_cluster import REPO_ROOT, GunicornProcess
-from tests.redis_server import free_port
+from tests.helpers.browser import run_scenario
+from tests.helpers.e2e_cluster import REPO_ROOT, GunicornProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -169,39 +166,18 @@ def test_dev_token_mints_a_session_token(app: Flask, config: dict[str, Any]) -> 
 # ---------------------------------------------------------------- real server + headless Chromium
 
 
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GunicornProcess]:
-    """The Procfile command on the embedded default (no Redis), like ``make run``."""
-    env: dict[str, str | None] = {name: None for name in DEFAULTS}
-    env.update(
-        {
-            "APP_ENV": "local",
-            "JWT_SECRET": DEMO_SECRET,
-            "GRACEFUL_TIMEOUT": "3",
-            "LOG_LEVEL": "WARNING",
-            "WEB_CONCURRENCY": None,
-            "WORKER_CONNECTIONS": None,
-            "GUNICORN_CMD_ARGS": None,
-        }
-    )
-    server = GunicornProcess(free_port(), env, tmp_path_factory.mktemp("demo-page"), name="demo")
-    server.start()
-    yield server
-    server.stop()
-
-
-def test_real_server_serves_page_bundle_and_tokens(demo_server: GunicornProcess) -> None:
+def test_real_server_serves_page_bundle_and_tokens(embedded_server: GunicornProcess) -> None:
     headers = {"Connection": "close"}  # no idle keep-alive socket delaying the graceful stop
-    page = requests.get(f"{demo_server.url}/", headers=headers, timeout=5)
+    page = requests.get(f"{embedded_server.url}/", headers=headers, timeout=5)
     assert page.status_code == 200
     assert "/static/realtime/vendor/socket.io.min.js" in page.text
-    bundle = requests.get(f"{demo_server.url}/static/realtime/vendor/socket.io.min.js", headers=headers, timeout=5)
+    bundle = requests.get(f"{embedded_server.url}/static/realtime/vendor/socket.io.min.js", headers=headers, timeout=5)
     assert bundle.status_code == 200
     assert bundle.content == VENDOR_BUNDLE.read_bytes()
-    token = requests.post(f"{demo_server.url}/dev/token", json={"userId": "carol"}, headers=headers, timeout=5)
+    token = requests.post(f"{embedded_server.url}/dev/token", json={"userId": "carol"}, headers=headers, timeout=5)
     assert token.status_code == 200
     assert token.json()["userId"] == "carol"
-    refused = requests.post(f"{demo_server.url}/dev/token", json={"userId": "../x"}, headers=headers, timeout=5)
+    refused = requests.post(f"{embedded_server.url}/dev/token", json={"userId": "../x"}, headers=headers, timeout=5)
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "VALIDATION_ERROR"
 
@@ -210,24 +186,24 @@ def texts(snapshot: dict[str, Any]) -> list[str]:
     return [m["text"] for m in snapshot["messages"]]
 
 
-def test_two_browsers_chat_through_the_page(demo_server: GunicornProcess) -> None:
+def test_two_browsers_chat_through_the_page(embedded_server: GunicornProcess) -> None:
     if importlib.util.find_spec("playwright") is None:
         pytest.fail("Playwright is not installed: `make install-test` installs the test extras (playwright>=1.40,<2).")
     tag = uuid.uuid4().hex[:8]
     first = f'hello <img src=x onerror="window.__xss=1"> <b>bold?</b> from alice {tag}'
     second = f"second from alice {tag}"
     params = {
-        "baseUrl": demo_server.url,
+        "baseUrl": embedded_server.url,
         "first": first,
         "second": second,
         "screenshotDir": str(SCREENSHOT_DIR),
     }
     result = run_scenario("chat", params, timeout=60)
     alice, bob = result["alice"], result["bob"]
-    context = json.dumps({"alice": alice, "bob": bob, "log": demo_server.log_tail(20)}, indent=1)
+    context = json.dumps({"alice": alice, "bob": bob, "log": embedded_server.log_tail(20)}, indent=1)
 
     assert result["problems"] == [], context
-    origin = demo_server.url.split("://", 1)[1]
+    origin = embedded_server.url.split("://", 1)[1]
     for url in result["requests"]:
         assert url.split("://", 1)[1].startswith(origin + "/"), f"request outside the server: {url}"
 
@@ -278,7 +254,7 @@ def test_two_browsers_chat_through_the_page(demo_server: GunicornProcess) -> Non
         assert Path(path).stat().st_size > 5_000, path
 
 
-def test_page_handles_every_server_event_of_the_contract(demo_server: GunicornProcess) -> None:
+def test_page_handles_every_server_event_of_the_contract(embedded_server: GunicornProcess) -> None:
     """History (both sources, deduped), typing, joins and leaves, presence, notifications, force_logout.
 
     The events are handed to the page's own socket listeners, so this runs whatever the server implements.
@@ -287,7 +263,7 @@ def test_page_handles_every_server_event_of_the_contract(demo_server: GunicornPr
         pytest.fail("Playwright is not installed: `make install-test` installs the test extras (playwright>=1.40,<2).")
     room = f"contract-{uuid.uuid4().hex[:8]}"
     xss = '<img src=x onerror="window.__xss=1">'
-    out = run_scenario("contract", {"baseUrl": demo_server.url, "room": room, "xss": xss}, timeout=60)
+    out = run_scenario("contract", {"baseUrl": embedded_server.url, "room": room, "xss": xss}, timeout=60)
     context = json.dumps(out, indent=1)
 
     assert out["problems"] == [], context

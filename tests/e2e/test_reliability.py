@@ -4,7 +4,7 @@ Two real gunicorn processes (the Procfile command), A and B, share a private Red
 tests that stop, restart or kill a server start their own extra processes (and the Redis-restart test its
 own Redis and its own pair of servers, so nothing else is disturbed). Clients are the real Node
 ``socket.io-client`` (which reports ``recovered`` on reconnect) and, where a test must control the CONNECT
-packet itself (``{token, pid, offset}`` to another server), the raw client of :mod:`tests.raw_socketio`.
+packet itself (``{token, pid, offset}`` to another server), the raw client of :mod:`tests.helpers.raw_socketio`.
 
 Every broadcast carries its recovery offset as its last argument; events meant for one socket only (acks,
 ``error``, ``chat:history`` to a joiner, ``notification:unread_count`` on connect) carry none.
@@ -22,10 +22,7 @@ import re
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,16 +31,34 @@ import requests
 
 from realtime.config import DEFAULTS
 from realtime.emitter import Emitter
-from tests.e2e_cluster import GunicornProcess, create_tokens, revoke_session, session_id_of
-from tests.node_client import Message, NodeClientError, NodeClients
-from tests.raw_socketio import Closed, RawSocketIO, SioPacket
-from tests.redis_server import RedisServer, free_port
+from tests.helpers.e2e_cluster import (
+    GunicornProcess,
+    create_tokens,
+    group_members,
+    revoke_session,
+    session_id_of,
+)
+from tests.helpers.e2e_kit import (
+    API_KEY,
+    PRESENCE_TTL,
+    Clients,
+    Cluster,
+    Sock,
+    WarmUp,
+    mint,
+    mint_in,
+    new_id,
+    ok,
+    refused,
+    server_env,
+    wait_until,
+)
+from tests.helpers.node_client import Message, NodeClients
+from tests.helpers.raw_socketio import Closed, RawSocketIO, SioPacket
+from tests.helpers.redis_server import RedisServer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_server_errors")]
 
-SECRET = "e2e-reliability-secret-0123456789abcdefghijklmn"
-API_KEY = "e2e-reliability-api-key-0123456789abcdef"
-PRESENCE_TTL = 3
 PROBE_INTERVAL = 1
 KEY_PREFIX = DEFAULTS["KEY_PREFIX"]
 #: How long to keep listening after the expected deliveries, before counting them.
@@ -56,86 +71,28 @@ ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 FAST_RECONNECT = {"reconnectionDelay": 200, "reconnectionDelayMax": 500, "randomizationFactor": 0, "timeout": 3000}
 
 
-def server_env(redis_url: str, **extra: str | None) -> dict[str, str | None]:
-    """The environment of every server and of the CLI: every app setting explicit, none inherited.
-
-    GRACEFUL_TIMEOUT is unset on purpose: gunicorn's graceful timeout follows SHUTDOWN_TIMEOUT (10 s).
-    """
-    env: dict[str, str | None] = {name: None for name in DEFAULTS}
-    env.update(
-        {
-            "REDIS_URL": redis_url,
-            "JWT_SECRET": SECRET,
-            "APP_ENV": "local",
-            "LOG_LEVEL": "INFO",
-            "ALLOWED_ORIGINS": "*",
-            "API_KEYS": API_KEY,
-            "PRESENCE_TTL": str(PRESENCE_TTL),
-            "PROBE_INTERVAL": str(PROBE_INTERVAL),
-            "WEB_CONCURRENCY": "1",
-            "GRACEFUL_TIMEOUT": None,
-            "WORKER_CONNECTIONS": None,
-            "GUNICORN_CMD_ARGS": None,
-        }
-    )
-    env.update(extra)
-    return env
-
-
-def other_port(*taken: int) -> int:
-    port = free_port()
-    while port in taken:
-        port = free_port()
-    return port
-
-
-@dataclass
-class Cluster:
-    """Servers A and B, their environment, a client of their Redis and where logs go."""
-
-    a: GunicornProcess
-    b: GunicornProcess
-    env: dict[str, str | None]
-    redis: redis.Redis
-    log_dir: Path
-    redis_url: str
-
-    def key(self, name: str) -> str:
-        return f"{KEY_PREFIX}{name}"
+#: The cluster's settings on top of the kit's: INFO logs, a probe every second, and GRACEFUL_TIMEOUT unset on
+#: purpose (gunicorn's graceful timeout then follows SHUTDOWN_TIMEOUT, 10 s).
+SETTINGS: dict[str, str | None] = {"LOG_LEVEL": "INFO", "PROBE_INTERVAL": str(PROBE_INTERVAL), "GRACEFUL_TIMEOUT": None}
 
 
 @pytest.fixture(scope="module")
-def cluster(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Servers A and B on the session's private Redis (emptied first)."""
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    client.flushall()
-    log_dir = tmp_path_factory.mktemp("e2e-reliability")
-    env = server_env(redis_server.url)
-    port_a = other_port()
-    port_b = other_port(port_a)
-    a = GunicornProcess(port_a, env, log_dir, name="a")
-    b = GunicornProcess(port_b, env, log_dir, name="b")
-    try:
-        a.spawn()
-        b.spawn()
-        for server in (a, b):
-            start_listening(server)
-        for server in (a, b):
-            wait_ready(server)
-        yield Cluster(a=a, b=b, env=env, redis=client, log_dir=log_dir, redis_url=redis_server.url)
-    finally:
-        a.terminate()
-        b.terminate()
-        a.stop()
-        b.stop()
-        client.close()
+def cluster_overrides() -> dict[str, str | None]:
+    return SETTINGS
 
 
 @pytest.fixture(scope="module")
-def nodes(cluster: Cluster) -> Iterator[NodeClients]:
-    """One Node driver for the module, closed before the servers (so they stop at once on SIGTERM)."""
-    with NodeClients() as driver:
-        yield driver
+def cluster_warm_up() -> WarmUp:
+    return warm_up
+
+
+def warm_up(servers: tuple[GunicornProcess, ...]) -> None:
+    """Start every server's message-queue listener at once (:func:`start_listening`), then wait until each is
+    ready with both probes heard."""
+    for server in servers:
+        start_listening(server)
+    for server in servers:
+        wait_ready(server)
 
 
 def start_listening(server: GunicornProcess) -> None:
@@ -160,166 +117,9 @@ def wait_ready(server: GunicornProcess, timeout: float = 5.0) -> None:
         raise AssertionError(f"{exc}; readyz: {readyz(server)}; log tail:\n{server.log_tail(20)}") from None
 
 
-@pytest.fixture
-def extra_servers(cluster: Cluster) -> Iterator[Callable[..., GunicornProcess]]:
-    """``start(name, port=None, env=None)``: a further server for this test only, stopped after it."""
-    started: list[GunicornProcess] = []
-
-    def start(name: str, port: int | None = None, env: dict[str, str | None] | None = None,
-              spawn_only: bool = False, warm: bool = True) -> GunicornProcess:
-        port = port or other_port(cluster.a.port, cluster.b.port, *(s.port for s in started))
-        server = GunicornProcess(port, env or cluster.env, cluster.log_dir, name=name)
-        started.append(server)
-        server.spawn()
-        if not spawn_only:
-            if warm:
-                start_listening(server)
-                wait_ready(server)
-            else:
-                server.wait_healthy(30)
-        return server
-
-    yield start
-    for server in started:
-        server.terminate()
-    for server in started:
-        server.stop(timeout=12)
-
-
-@pytest.fixture(autouse=True)
-def no_server_errors(cluster: Cluster) -> Iterator[None]:
-    """Servers A and B log nothing at ERROR level, and no traceback, during the test."""
-    starts = {server.name: len(server.log_text()) for server in (cluster.a, cluster.b)}
-    yield
-    for server in (cluster.a, cluster.b):
-        new = server.log_text()[starts[server.name]:]
-        bad = [line for line in new.splitlines() if re.search(r"\b(ERROR|CRITICAL)\b|^Traceback", line)]
-        assert not bad, f"server {server.name} logged errors:\n" + "\n".join(bad[-20:])
-
-
-# -- users, sockets ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class User:
-    id: str
-    token: str
-
-
-def mint(env: dict[str, str | None], *names: str) -> dict[str, User]:
-    """Fresh user ids (``name-<uuid>``), one session each, through ``flask token create``."""
-    suffix = uuid.uuid4().hex[:10]
-    ids = [f"{name}-{suffix}" for name in names]
-    tokens = create_tokens(env, *ids, ttl=600)
-    return {name: User(user_id, token) for name, user_id, token in zip(names, ids, tokens, strict=True)}
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
 def offset_key(offset: str) -> tuple[int, int]:
     ms, _, seq = offset.partition("-")
     return int(ms), int(seq)
-
-
-def ok(ack: list[Any] | None) -> Any:
-    assert ack is not None and len(ack) == 1, ack
-    envelope = ack[0]
-    assert envelope.get("ok") is True and set(envelope) == {"ok", "data"}, envelope
-    return envelope["data"]
-
-
-def refused(ack: list[Any] | None, code: str) -> dict[str, Any]:
-    assert ack is not None and len(ack) == 1, ack
-    envelope = ack[0]
-    assert envelope.get("ok") is False and set(envelope) == {"ok", "error"}, envelope
-    assert envelope["error"]["code"] == code, envelope
-    return dict(envelope["error"])
-
-
-_names = itertools.count(1)
-
-
-@dataclass
-class Sock:
-    """One Node client socket."""
-
-    nodes: NodeClients
-    id: str
-    user: User
-    handshake: Message
-
-    @property
-    def sid(self) -> str:
-        return str(self.handshake["sid"])
-
-    def emit(self, event: str, *args: Any, timeout: float = 5.0) -> list[Any] | None:
-        return self.nodes.emit(self.id, event, *args, timeout=timeout)
-
-    def call(self, event: str, *args: Any) -> Any:
-        return ok(self.emit(event, *args))
-
-    def received(self, event: str, since: int = 0) -> list[list[Any]]:
-        """The argument lists of every ``event`` this socket got at or after log index ``since``."""
-        return [
-            m["args"] for m in self.nodes.messages[since:]
-            if m.get("type") == "event" and m.get("id") == self.id and m.get("event") == event
-        ]
-
-    def wait(self, event: str, since: int = 0, where: Callable[[Any], bool] = lambda _: True,
-             timeout: float = 5.0) -> list[Any]:
-        """The argument list of the first matching ``event`` at or after ``since``."""
-        message = self.nodes.wait_for(
-            lambda m: m.get("type") == "event" and m.get("id") == self.id and m.get("event") == event
-            and bool(m.get("args")) and where(m["args"][0]),
-            timeout=timeout, since=since,
-        )
-        return list(message["args"])
-
-    def wait_type(self, kind: str, since: int = 0, timeout: float = 5.0) -> Message:
-        return self.nodes.wait_for(lambda m: m.get("type") == kind and m.get("id") == self.id,
-                                   timeout=timeout, since=since)
-
-    def log(self, since: int = 0, types: tuple[str, ...] | None = None) -> list[Message]:
-        return [m for m in self.nodes.messages[since:]
-                if m.get("id") == self.id and (types is None or m.get("type") in types)]
-
-
-@dataclass
-class Clients:
-    nodes: NodeClients
-    opened: list[Sock] = field(default_factory=list)
-
-    def open(self, user: User, server: GunicornProcess, **kwargs: Any) -> Sock:
-        name = f"{user.id}-{next(_names)}"
-        kwargs.setdefault("auth", {"token": user.token})
-        kwargs.setdefault("transports", ["websocket"])
-        sock = Sock(self.nodes, name, user, {"type": "pending"})
-        self.opened.append(sock)
-        sock.handshake = self.nodes.connect(name, server.url, timeout=10.0, **kwargs)
-        return sock
-
-    def connect(self, user: User, server: GunicornProcess, **kwargs: Any) -> Sock:
-        sock = self.open(user, server, **kwargs)
-        assert sock.handshake["type"] == "connect", sock.handshake
-        assert sock.handshake["recovered"] is False, sock.handshake
-        return sock
-
-    def close_all(self) -> None:
-        for sock in self.opened:
-            try:
-                self.nodes.disconnect(sock.id, timeout=2.0)
-            except (NodeClientError, TimeoutError):
-                pass
-        self.opened.clear()
-
-
-@pytest.fixture
-def clients(nodes: NodeClients) -> Iterator[Clients]:
-    opened = Clients(nodes)
-    yield opened
-    opened.close_all()
 
 
 def index_of(nodes: NodeClients, message: Message) -> int:
@@ -377,33 +177,6 @@ def ready_when(server: GunicornProcess, condition: Callable[[int, dict[str, Any]
     return (status, body) if condition(status, body) else None
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group ``pgid`` (a gunicorn master and its workers)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        after_comm = stat.rpartition(")")[2].split()
-        if int(after_comm[2]) == pgid and after_comm[0] != "Z":
-            members.append(int(entry))
-    return sorted(members)
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(interval)
-
-
 def raw_events(packets: list[SioPacket], name: str) -> list[list[Any]]:
     return [p.data[1:] for p in packets if p.is_event(name)]
 
@@ -456,7 +229,7 @@ def abort_tcp(raw: RawSocketIO) -> None:
 
 
 def test_transport_drop_recovers_same_sid_and_replays_missed_once_in_order(cluster: Cluster, clients: Clients) -> None:
-    users = mint(cluster.env, "sub", "peer")
+    users = mint(cluster, "sub", "peer")
     room = new_id("r")
     # The first attempt waits 1.5 s: the peer's messages all go out while the subscriber is away.
     retry = {**FAST_RECONNECT, "reconnectionDelay": 1500, "reconnectionDelayMax": 1500}
@@ -466,7 +239,7 @@ def test_transport_drop_recovers_same_sid_and_replays_missed_once_in_order(clust
     join(peer, room)
     start = clients.nodes.mark()
     before = send(peer, room, "before")
-    sub.wait("chat:new_message", start, where=lambda p: p["id"] == before)
+    sub.wait_args("chat:new_message", start, where=lambda p: p["id"] == before)
     assert cluster.redis.exists(cluster.key(f"socket:{sub.sid}"))
 
     dropped = clients.nodes.mark()
@@ -478,10 +251,10 @@ def test_transport_drop_recovers_same_sid_and_replays_missed_once_in_order(clust
     assert index_of(clients.nodes, back) >= all_sent, "the subscriber came back before the peer was done"
     assert back["recovered"] is True, back
     assert back["sid"] == sub.sid
-    sub.wait("chat:new_message", dropped, where=lambda p: p["id"] == missed[-1])
+    sub.wait_args("chat:new_message", dropped, where=lambda p: p["id"] == missed[-1])
 
     after = send(peer, room, "after")
-    sub.wait("chat:new_message", dropped, where=lambda p: p["id"] == after)
+    sub.wait_args("chat:new_message", dropped, where=lambda p: p["id"] == after)
     time.sleep(SETTLE)
     got = chat_deliveries(sub, start)
     assert [(i, c) for i, c, _ in got] == [(before, "before"), *[(m, f"missed-{n}") for n, m in enumerate(missed)],
@@ -497,7 +270,7 @@ def test_transport_drop_recovers_same_sid_and_replays_missed_once_in_order(clust
     # The rooms still work both ways: the recovered socket sends, the peer receives.
     mark = clients.nodes.mark()
     reply = send(sub, room, "reply")
-    peer.wait("chat:new_message", mark, where=lambda p: p["id"] == reply)
+    peer.wait_args("chat:new_message", mark, where=lambda p: p["id"] == reply)
 
 
 # -- (b) SIGTERM: drain, restart on the same port, recover ----------------------------------------------------------
@@ -509,7 +282,7 @@ def test_sigterm_drains_and_clients_recover_on_the_restarted_server(
     # test_a_draining_server_refuses_socketio_connects for what happens to a client that is back sooner.
     first_retry_ms = 1500
     c = extra_servers("c")
-    users = mint(cluster.env, "sub", "peer", "other")
+    users = mint(cluster, "sub", "peer", "other")
     room = new_id("r")
     retry = {**FAST_RECONNECT, "reconnectionDelay": first_retry_ms, "reconnectionDelayMax": first_retry_ms}
     sub = clients.connect(users["sub"], c, reconnection=True, options=retry)
@@ -520,7 +293,7 @@ def test_sigterm_drains_and_clients_recover_on_the_restarted_server(
     start = clients.nodes.mark()
     first = send(peer, room, "first")
     for sock in (sub, other):
-        sock.wait("chat:new_message", start, where=lambda p: p["id"] == first)
+        sock.wait_args("chat:new_message", start, where=lambda p: p["id"] == first)
     workers = [pid for pid in group_members(c.pid) if pid != c.pid]
     assert len(workers) == 1, workers
 
@@ -551,11 +324,11 @@ def test_sigterm_drains_and_clients_recover_on_the_restarted_server(
         back = sock.wait_type("connect", terminated, timeout=15)
         assert back["recovered"] is True, (back, sock.log(terminated))
         assert back["sid"] == sock.sid
-        sock.wait("chat:new_message", terminated, where=lambda p: p["id"] == missed[-1])
+        sock.wait_args("chat:new_message", terminated, where=lambda p: p["id"] == missed[-1])
     recovered_after = time.monotonic() - t0
     after = send(peer, room, "after")
     for sock in (sub, other):
-        sock.wait("chat:new_message", terminated, where=lambda p: p["id"] == after)
+        sock.wait_args("chat:new_message", terminated, where=lambda p: p["id"] == after)
     time.sleep(SETTLE)
     for sock in (sub, other):
         got = chat_deliveries(sock, start)
@@ -585,7 +358,7 @@ def test_a_draining_server_refuses_socketio_connects(
     cluster: Cluster, clients: Clients, extra_servers: Callable[..., GunicornProcess]
 ) -> None:
     c = extra_servers("d")
-    users = mint(cluster.env, "raw", "peer")
+    users = mint(cluster, "raw", "peer")
     token = users["raw"].token
     room = new_id("r")
     peer = clients.connect(users["peer"], cluster.b)
@@ -624,7 +397,7 @@ def test_a_draining_server_refuses_socketio_connects(
 def test_reconnect_to_the_other_server_recovers_sid_pid_missed_packets_and_rooms(
     cluster: Cluster, clients: Clients
 ) -> None:
-    users = mint(cluster.env, "raw", "peer")
+    users = mint(cluster, "raw", "peer")
     token = users["raw"].token
     room = new_id("r")
     peer = clients.connect(users["peer"], cluster.b)
@@ -684,7 +457,7 @@ def test_reconnect_to_the_other_server_recovers_sid_pid_missed_packets_and_rooms
         assert [args[0]["id"] for args in raw_events(more, "chat:new_message")] == [live]
         mark = clients.nodes.mark()
         data, during_call = raw_call(second, 2, "chat:message", {"roomId": room, "content": "from-b"})
-        peer.wait("chat:new_message", mark, where=lambda p: p["id"] == data["id"])
+        peer.wait_args("chat:new_message", mark, where=lambda p: p["id"] == data["id"])
         # Nothing was delivered twice: the sender's own copy arrives once (before or after its ack: it
         # comes back through the queue like everyone's).
         tail = [p for f in second.drain(SETTLE) if (p := f.socketio()) is not None]
@@ -777,7 +550,7 @@ LOCAL_ORDER = (
 
 
 def test_broadcasts_from_concurrent_publishers_on_the_same_worker_arrive_in_offset_order(cluster: Cluster) -> None:
-    token = mint(cluster.env, "raw")["raw"].token
+    token = mint(cluster, "raw")["raw"].token
     raw = RawSocketIO.open(cluster.a.url)
     try:
         raw_connect(raw, {"token": token})
@@ -806,7 +579,7 @@ def test_repeated_drops_while_broadcasts_flow_deliver_each_once_in_order(cluster
     """Broadcasts (published by an Emitter: they reach A through the channel, in offset order) keep flowing
     while a socket on A drops and recovers four times: what it read over all its connections is every
     broadcast, once, in order."""
-    token = mint(cluster.env, "raw")["raw"].token
+    token = mint(cluster, "raw")["raw"].token
     first = RawSocketIO.open(cluster.a.url)
     answer, _ = raw_connect(first, {"token": token})
     sid, pid = answer.data["sid"], answer.data["pid"]
@@ -850,7 +623,7 @@ def test_reconnect_after_the_recovery_window_starts_a_clean_session(
     cluster: Cluster, clients: Clients, short_window: tuple[GunicornProcess, dict]
 ) -> None:
     server, env = short_window
-    users = mint(env, "sub", "peer")
+    users = mint_in(env, "sub", "peer")
     room = new_id("r")
     retry = {**FAST_RECONNECT, "reconnectionDelay": 3500, "reconnectionDelayMax": 3500}
     sub = clients.connect(users["sub"], server, reconnection=True, options=retry)
@@ -859,7 +632,7 @@ def test_reconnect_after_the_recovery_window_starts_a_clean_session(
     join(peer, room)
     start = clients.nodes.mark()
     m0 = send(peer, room, "m0")
-    sub.wait("chat:new_message", start, where=lambda p: p["id"] == m0)
+    sub.wait_args("chat:new_message", start, where=lambda p: p["id"] == m0)
 
     dropped = clients.nodes.mark()
     clients.nodes.close_transport(sub.id)
@@ -872,9 +645,9 @@ def test_reconnect_after_the_recovery_window_starts_a_clean_session(
     assert back["sid"] != sub.sid
     # A clean session: the default rooms only, nothing replayed. (While parked the user counted as present,
     # so the message sent meanwhile was not stored as an offline notification either.)
-    assert sub.wait("notification:unread_count", dropped) == [{"count": 0}]
+    assert sub.wait_args("notification:unread_count", dropped) == [{"count": 0}]
     # The parked socket was never claimed: the reaper released it after the window and the room heard it leave.
-    left = peer.wait("chat:user_left", dropped, where=lambda p: p["userId"] == users["sub"].id, timeout=3)
+    left = peer.wait_args("chat:user_left", dropped, where=lambda p: p["userId"] == users["sub"].id, timeout=3)
     assert left[0]["roomId"] == room and OFFSET.fullmatch(left[1]), left
     time.sleep(SETTLE)
     assert [i for i, _, _ in chat_deliveries(sub, start)] == [m0]
@@ -887,7 +660,7 @@ def test_reconnect_after_the_recovery_window_starts_a_clean_session(
 
 
 def test_revoked_session_is_not_recovered(cluster: Cluster, clients: Clients) -> None:
-    users = mint(cluster.env, "sub")
+    users = mint(cluster, "sub")
     retry = {**FAST_RECONNECT, "reconnectionDelay": 4000, "reconnectionDelayMax": 4000}
     sub = clients.connect(users["sub"], cluster.a, reconnection=True, options=retry)
     dropped = clients.nodes.mark()
@@ -902,7 +675,7 @@ def test_revoked_session_is_not_recovered(cluster: Cluster, clients: Clients) ->
 
 
 def test_deliberate_disconnect_keeps_no_record(cluster: Cluster) -> None:
-    users = mint(cluster.env, "raw")
+    users = mint(cluster, "raw")
     token = users["raw"].token
     first = RawSocketIO.open(cluster.a.url)
     try:
@@ -925,7 +698,7 @@ def test_deliberate_disconnect_keeps_no_record(cluster: Cluster) -> None:
 
 
 def test_force_logout_keeps_no_record(cluster: Cluster) -> None:
-    user = mint(cluster.env, "raw")["raw"]
+    user = mint(cluster, "raw")["raw"]
     old = RawSocketIO.open(cluster.a.url)
     try:
         answer, _ = raw_connect(old, {"token": user.token})
@@ -960,16 +733,16 @@ def test_redis_restart_under_live_sockets(
     cluster: Cluster, clients: Clients, extra_servers: Callable[..., GunicornProcess], own_redis: RedisServer
 ) -> None:
     # This Redis restarts without persistence, so it comes back without the sessions: the session check then
-    # logs their sockets out (tests/security/test_revocation.py). Here the check stays out of the way, to
+    # logs their sockets out (tests/e2e/security/test_revocation.py). Here the check stays out of the way, to
     # watch the sockets, fan-out and the heartbeat ride through the restart.
-    env = {**server_env(own_redis.url), "SESSION_CHECK_INTERVAL": "600"}
+    env = {**server_env(own_redis.url), **SETTINGS, "SESSION_CHECK_INTERVAL": "600"}
     a = extra_servers("ra", env=env, spawn_only=True)
     b = extra_servers("rb", env=env, spawn_only=True)
     a.wait_healthy(30)
     b.wait_healthy(30)
     pids = {server.name: group_members(server.pid) for server in (a, b)}
     assert all(len(p) == 2 for p in pids.values()), pids
-    users = mint(env, "x", "y", "late")
+    users = mint_in(env, "x", "y", "late")
     room = new_id("r")
     x = clients.connect(users["x"], a)
     y = clients.connect(users["y"], b)
@@ -977,7 +750,7 @@ def test_redis_restart_under_live_sockets(
     join(y, room)
     start = clients.nodes.mark()
     m0 = send(x, room, "m0")
-    y.wait("chat:new_message", start, where=lambda p: p["id"] == m0)
+    y.wait_args("chat:new_message", start, where=lambda p: p["id"] == m0)
     for server in (a, b):
         status, body = wait_until(lambda s=server: ready_when(s, lambda st, b: b.get("probes") == PROBES_OK), 5,
                                   what="probes ok")
@@ -1007,7 +780,7 @@ def test_redis_restart_under_live_sockets(
         ack = x.emit("chat:message", {"roomId": room, "content": f"probe-{attempt}"}, timeout=8)
         if ack and ack[0].get("ok"):
             try:
-                delivered = y.wait("chat:new_message", stopped, where=lambda p: p["content"].startswith("probe-"),
+                delivered = y.wait_args("chat:new_message", stopped, where=lambda p: p["content"].startswith("probe-"),
                                    timeout=0.5)
             except TimeoutError:
                 pass
@@ -1022,7 +795,7 @@ def test_redis_restart_under_live_sockets(
     mark = clients.nodes.mark()
     ids = [send(x, room, f"after-{i}") for i in range(3)] + [send(y, room, "from-y")]
     for sock in (x, y):
-        sock.wait("chat:new_message", mark, where=lambda p: p["id"] == ids[-1])
+        sock.wait_args("chat:new_message", mark, where=lambda p: p["id"] == ids[-1])
     time.sleep(SETTLE)
     for sock in (x, y):
         got = chat_deliveries(sock, mark)
@@ -1106,13 +879,13 @@ def test_killed_server_presence_heals_within_presence_ttl(
     cluster: Cluster, clients: Clients, extra_servers: Callable[..., GunicornProcess]
 ) -> None:
     c = extra_servers("k")
-    users = mint(cluster.env, "watcher", "victim")
+    users = mint(cluster, "watcher", "victim")
     victim_id = users["victim"].id
     watcher = clients.connect(users["watcher"], cluster.a)
     assert watcher.call("presence:subscribe", [victim_id]) == {"userIds": [victim_id]}
     start = clients.nodes.mark()
     victim = clients.connect(users["victim"], c, reconnection=False)
-    online = watcher.wait("presence:update", start)
+    online = watcher.wait_args("presence:update", start)
     assert online[0]["userId"] == victim_id and online[0]["status"] == "online" and OFFSET.fullmatch(online[1])
 
     killed = time.monotonic()
@@ -1122,7 +895,7 @@ def test_killed_server_presence_heals_within_presence_ttl(
     # Entries expire PRESENCE_TTL after the last heartbeat; a surviving worker's reaper runs every TTL/3.
     # On a loaded 2-core CI machine that can take a little longer than TTL + one interval.
     budget = 2 * PRESENCE_TTL + 1
-    offline = watcher.wait("presence:update", start, where=lambda p: p["status"] == "offline", timeout=budget + 1)
+    offline = watcher.wait_args("presence:update", start, where=lambda p: p["status"] == "offline", timeout=budget + 1)
     healed_after = time.monotonic() - killed
     assert healed_after <= budget, healed_after
     assert offline[0]["userId"] == victim_id and ISO.fullmatch(offline[0]["lastSeen"]) and OFFSET.fullmatch(offline[1])

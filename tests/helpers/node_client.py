@@ -34,7 +34,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Folder holding ``package.json``, the lock file and ``sioclient.js``.
-NODE_DIR: Path = Path(__file__).resolve().parent / "node"
+NODE_DIR: Path = Path(__file__).resolve().parents[1] / "node"
 #: The Node driver script.
 SIOCLIENT_JS: Path = NODE_DIR / "sioclient.js"
 

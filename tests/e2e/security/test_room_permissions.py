@@ -12,8 +12,17 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e_cluster import GunicornProcess
-from tests.e2e_kit import API_KEY, Clients, Cluster, Sock, mint, new_id, ok, refused
+from tests.helpers.e2e_cluster import GunicornProcess
+from tests.helpers.e2e_kit import (
+    API_KEY,
+    Clients,
+    Cluster,
+    Sock,
+    mint,
+    new_id,
+    ok,
+    refused,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -22,11 +22,20 @@ import requests
 from realtime import create_app
 from realtime.extensions import socketio
 from tests.conftest import TokenActions
-from tests.e2e_cluster import GunicornProcess, revoke_session, session_id_of
-from tests.e2e_kit import API_KEY, Clients, Cluster, Sock, User, mint, new_id, ok
-from tests.node_client import NodeClients
-from tests.redis_counter import counting_round_trips
-from tests.redis_server import RedisServer
+from tests.helpers.e2e_cluster import GunicornProcess, revoke_session, session_id_of
+from tests.helpers.e2e_kit import (
+    API_KEY,
+    Clients,
+    Cluster,
+    Sock,
+    User,
+    mint,
+    new_id,
+    ok,
+)
+from tests.helpers.node_client import NodeClients
+from tests.helpers.redis_counter import counting_round_trips
+from tests.helpers.redis_server import RedisServer
 
 FAST_RETRY = {"reconnectionDelay": 100, "reconnectionDelayMax": 200, "randomizationFactor": 0}
 #: Seconds between session checks of the servers spawned for the periodic-check tests.
@@ -115,7 +124,7 @@ def assert_gone_for_good(cluster: Cluster, clients: Clients, user: User, tabs: l
 
 def assert_untouched(clients: Clients, cluster: Cluster, sock: Sock, user: User, since: int) -> None:
     """``sock`` was neither logged out nor disconnected, and still gets its private notifications."""
-    assert sock.log(["disconnect", "reconnect_attempt"]) == [], sock.log()
+    assert sock.log(types=["disconnect", "reconnect_attempt"]) == [], sock.log()
     assert sock.payloads("force_logout") == []
     mark = clients.nodes.mark()
     title = new_id("still-here")
@@ -156,7 +165,7 @@ def test_api_revocation_logs_out_both_tabs_and_answers_the_envelope(cluster: Clu
     malformed = envelope(api_delete(cluster.b, "/sessions/not.an.id"), 400)
     assert malformed["error"]["code"] == "VALIDATION_ERROR", malformed
     for tab in tabs:
-        assert tab.log(["disconnect"]) == [] and tab.payloads("force_logout") == []
+        assert tab.log(types=["disconnect"]) == [] and tab.payloads("force_logout") == []
     since = clients.nodes.mark()
 
     started = time.monotonic()
@@ -214,7 +223,7 @@ def test_unreachable_redis_logs_nobody_out_but_lost_sessions_are_logged_out(
         own_redis.stop()
         time.sleep(4 * CHECK_INTERVAL)
         for tab in tabs:
-            assert tab.log(["disconnect", "reconnect_attempt"]) == [], tab.log()
+            assert tab.log(types=["disconnect", "reconnect_attempt"]) == [], tab.log()
             assert tab.payloads("force_logout") == []
 
         own_redis.start()  # empty: the fixtures run Redis without persistence, so every session is gone

@@ -22,13 +22,14 @@ import requests
 from flask import Flask
 from flask_socketio import SocketIOTestClient
 
-from realtime.broadcaster import Broadcaster, PublishError
+from realtime.broadcaster import Broadcaster
 from realtime.extensions import socketio
+from realtime.fanout.manager import PublishError
 from tests.conftest import TokenActions
-from tests.e2e_cluster import GunicornProcess
-from tests.e2e_kit import Clients, Cluster, Sock, mint, new_id, ok, refused
-from tests.node_client import NodeClients
-from tests.redis_server import RedisServer
+from tests.helpers.e2e_cluster import GunicornProcess
+from tests.helpers.e2e_kit import Clients, Cluster, Sock, mint, new_id, ok, refused
+from tests.helpers.node_client import NodeClients
+from tests.helpers.redis_server import RedisServer
 
 #: How long to keep listening after the expected deliveries, before saying nothing else arrived.
 SETTLE = 0.5

@@ -10,9 +10,9 @@ import pytest
 import requests
 
 from realtime.config import DEV_JWT_SECRET
-from tests.e2e_cluster import GunicornProcess
-from tests.e2e_kit import server_env
-from tests.redis_server import RedisServer, free_port
+from tests.helpers.e2e_cluster import GunicornProcess
+from tests.helpers.e2e_kit import server_env
+from tests.helpers.redis_server import RedisServer, free_port
 
 PROD_ORIGINS = "https://app.example.com,http://localhost:3000"
 

@@ -1,9 +1,10 @@
-"""Browser scenarios for the event catalogue (``/ws-docs``), run as ``python -m tests.catalogue_scenario '<spec>'``.
+"""Browser scenarios for the event catalogue (``/ws-docs``), run as
+``python -m tests.helpers.catalogue_scenario '<spec>'``.
 
-Same contract as :mod:`tests.browser_script` (which drives the demo page): the pytest process is gevent
+Same contract as :mod:`tests.helpers.browser_script` (which drives the demo page): the pytest process is gevent
 monkey-patched, so Playwright runs in a separate, unpatched child process. The test side calls
 :func:`run_catalogue`, which starts that child and returns its JSON result; only the child imports
-Playwright (inside :func:`main`) and launches the system Chromium through :func:`tests.browser.launch`.
+Playwright (inside :func:`main`) and launches the system Chromium through :func:`tests.helpers.browser.launch`.
 """
 from __future__ import annotations
 
@@ -21,12 +22,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tests.browser import REPO_ROOT, BrowserScriptError, chromium_executable
+from tests.helpers.browser import REPO_ROOT, BrowserScriptError, chromium_executable
 
 if TYPE_CHECKING:  # pragma: no cover - the child imports Playwright at run time
     from playwright.sync_api import Browser, Page
 
-    from tests.browser_script import PageWatch
+    from tests.helpers.browser_script import PageWatch
 
 __all__ = ["run_catalogue"]
 
@@ -49,7 +50,7 @@ def run_catalogue(name: str, params: Mapping[str, Any], timeout: float = 60.0) -
     env = {**os.environ, "TMPDIR": tmp, "PYTHONUNBUFFERED": "1"}
     env.pop("PLAYWRIGHT_BROWSERS_PATH", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.catalogue_scenario", spec],
+        [sys.executable, "-m", "tests.helpers.catalogue_scenario", spec],
         cwd=REPO_ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -130,7 +131,7 @@ TARGET_JS = """(id) => {
 
 
 def _watch(context: Any, label: str) -> PageWatch:
-    from tests.browser_script import PageWatch
+    from tests.helpers.browser_script import PageWatch
 
     return PageWatch(context, label)
 
@@ -377,8 +378,8 @@ SCENARIOS: dict[str, Callable[[Browser, dict[str, Any]], dict[str, Any]]] = {
 def main(argv: list[str]) -> int:
     from playwright.sync_api import sync_playwright
 
-    from tests.browser import launch
-    from tests.browser_script import WATCHES
+    from tests.helpers.browser import launch
+    from tests.helpers.browser_script import WATCHES
 
     try:
         spec = json.loads(argv[1])

@@ -1,5 +1,5 @@
-"""End to end, limits and security: one real gunicorn (the Procfile command) with small limits, on a private
-Redis, driven by the real Node ``socket.io-client``, ``requests`` and raw WebSockets.
+"""End to end, limits and security: a real gunicorn (the Procfile command, server A of the shared cluster) with
+small limits, on a private Redis, driven by the real Node ``socket.io-client``, ``requests`` and raw WebSockets.
 
 Limits of the server under test: MAX_PAYLOAD_BYTES=4096 (so the transport closes above 8192),
 EVENT_RATE=5/EVENT_BURST=5 with RATE_LIMIT_DISCONNECT=20, MAX_ROOMS_PER_SOCKET=5 (2 default rooms),
@@ -9,15 +9,11 @@ Every test mints its own users, one session each; every refusal is checked by it
 """
 from __future__ import annotations
 
-import itertools
 import json
-import os
-import re
 import socket
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +23,22 @@ import requests
 import websocket
 
 from realtime.config import DEFAULTS
-from tests.e2e_cluster import GunicornProcess, create_tokens
-from tests.node_client import Message, NodeClientError, NodeClients
-from tests.raw_socketio import RawSocketIO, socketio_url
-from tests.redis_server import RedisServer, free_port
+from tests.helpers.e2e_cluster import GunicornProcess, group_members
+from tests.helpers.e2e_kit import (
+    API_KEY,
+    Clients,
+    Cluster,
+    User,
+    mint_in,
+    new_id,
+    ok,
+    refused,
+    wait_until,
+)
+from tests.helpers.raw_socketio import RawSocketIO, socketio_url
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_server_errors")]
 
-SECRET = "e2e-limits-secret-0123456789abcdefghijklmnopqrs"
-API_KEY = "limits-api-key-0123456789abcdefghij"
 GOOD_ORIGIN = "http://good.example"
 EVIL_ORIGIN = "http://evil.example"
 MAX_PAYLOAD = 4096
@@ -49,34 +52,36 @@ SETTLE = 0.5
 KEY_PREFIX = DEFAULTS["KEY_PREFIX"]
 
 
-def server_env(redis_url: str) -> dict[str, str | None]:
-    env: dict[str, str | None] = {name: None for name in DEFAULTS}
-    env.update(
-        {
-            "REDIS_URL": redis_url,
-            "JWT_SECRET": SECRET,
-            "APP_ENV": "local",
-            "LOG_LEVEL": "INFO",
-            "ALLOWED_ORIGINS": GOOD_ORIGIN,
-            "API_KEYS": API_KEY,
-            "MAX_PAYLOAD_BYTES": str(MAX_PAYLOAD),
-            "EVENT_RATE": str(EVENT_RATE),
-            "EVENT_BURST": str(EVENT_BURST),
-            "RATE_LIMIT_DISCONNECT": str(RATE_LIMIT_DISCONNECT),
-            "MAX_ROOMS_PER_SOCKET": str(MAX_ROOMS),
-            "MAX_CONNECTIONS_PER_USER": str(MAX_CONNECTIONS),
-            "MAX_OUTBOUND_QUEUE": str(MAX_OUTBOUND_QUEUE),
-            "WEB_CONCURRENCY": "1",
-            "GRACEFUL_TIMEOUT": "3",
-            "WORKER_CONNECTIONS": None,
-            "GUNICORN_CMD_ARGS": None,
-        }
-    )
-    return env
+#: The cluster's settings on top of the kit's: INFO logs, one allowed origin and low limits.
+SETTINGS: dict[str, str | None] = {
+    "LOG_LEVEL": "INFO",
+    "ALLOWED_ORIGINS": GOOD_ORIGIN,
+    "PRESENCE_TTL": None,
+    "MAX_PAYLOAD_BYTES": str(MAX_PAYLOAD),
+    "EVENT_RATE": str(EVENT_RATE),
+    "EVENT_BURST": str(EVENT_BURST),
+    "RATE_LIMIT_DISCONNECT": str(RATE_LIMIT_DISCONNECT),
+    "MAX_ROOMS_PER_SOCKET": str(MAX_ROOMS),
+    "MAX_CONNECTIONS_PER_USER": str(MAX_CONNECTIONS),
+    "MAX_OUTBOUND_QUEUE": str(MAX_OUTBOUND_QUEUE),
+}
+
+
+@pytest.fixture(scope="module")
+def cluster_overrides() -> dict[str, str | None]:
+    return SETTINGS
+
+
+@pytest.fixture(scope="module")
+def client_pace() -> tuple[float, float]:
+    """Sockets keep under the rate limit unless a test turns their pace off (``sock.pace = None``)."""
+    return (EVENT_RATE, EVENT_BURST)
 
 
 @dataclass
 class Server:
+    """The server every limit is checked on (A of the module's cluster), its settings and its Redis."""
+
     process: GunicornProcess
     env: dict[str, str | None]
     redis: redis.Redis
@@ -90,19 +95,9 @@ class Server:
         return pid
 
 
-def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        after_comm = stat.rpartition(")")[2].split()
-        if int(after_comm[2]) == pgid and after_comm[0] != "Z":
-            members.append(int(entry))
-    return sorted(members)
+@pytest.fixture(scope="module")
+def server(cluster: Cluster) -> Server:
+    return Server(cluster.a, cluster.env, cluster.redis)
 
 
 def rss_mb(pid: int) -> float:
@@ -110,172 +105,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmRSS for {pid}")
-
-
-@pytest.fixture(scope="module")
-def server(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    client.flushall()
-    env = server_env(redis_server.url)
-    process = GunicornProcess(free_port(), env, tmp_path_factory.mktemp("e2e-limits"), name="limits")
-    try:
-        process.start(30)
-        yield Server(process, env, client)
-    finally:
-        process.stop()
-        client.close()
-
-
-@pytest.fixture(scope="module")
-def nodes(server: Server) -> Iterator[NodeClients]:
-    with NodeClients() as driver:
-        yield driver
-
-
-@pytest.fixture(autouse=True)
-def no_server_errors(server: Server) -> Iterator[None]:
-    start = len(server.process.log_text())
-    yield
-    new = server.process.log_text()[start:]
-    bad = [line for line in new.splitlines() if re.search(r"\b(ERROR|CRITICAL)\b|^Traceback", line)
-           # python-engineio logs its first origin refusal at ERROR (later ones at INFO)
-           and "is not an accepted origin" not in line]
-    assert not bad, "server logged errors:\n" + "\n".join(bad[-20:])
-
-
-# -- users, sockets ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class User:
-    id: str
-    token: str
-
-
-def mint(server: Server, *names: str) -> dict[str, User]:
-    suffix = uuid.uuid4().hex[:10]
-    ids = [f"{name}-{suffix}" for name in names]
-    tokens = create_tokens(server.env, *ids, ttl=600)
-    return {name: User(user_id, token) for name, user_id, token in zip(names, ids, tokens, strict=True)}
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def ok(ack: list[Any] | None) -> Any:
-    assert ack is not None and len(ack) == 1, ack
-    envelope = ack[0]
-    assert envelope.get("ok") is True and set(envelope) == {"ok", "data"}, envelope
-    return envelope["data"]
-
-
-def refused(ack: list[Any] | None, code: str) -> dict[str, Any]:
-    assert ack is not None and len(ack) == 1, ack
-    envelope = ack[0]
-    assert envelope.get("ok") is False and set(envelope) == {"ok", "error"}, envelope
-    assert envelope["error"]["code"] == code, envelope
-    assert isinstance(envelope["error"]["message"], str) and envelope["error"]["message"], envelope
-    return dict(envelope["error"])
-
-
-_names = itertools.count(1)
-
-
-@dataclass
-class Sock:
-    """One Node client socket; :meth:`emit` keeps under the server's token bucket unless ``paced`` is off."""
-
-    nodes: NodeClients
-    id: str
-    handshake: Message
-    paced: bool = True
-    _tokens: float = float(EVENT_BURST)
-    _stamp: float = field(default_factory=time.monotonic)
-
-    @property
-    def sid(self) -> str:
-        return str(self.handshake["sid"])
-
-    def emit(self, event: str, *args: Any, timeout: float = 5.0) -> list[Any] | None:
-        if self.paced:
-            now = time.monotonic()
-            self._tokens = min(float(EVENT_BURST), self._tokens + (now - self._stamp) * EVENT_RATE)
-            self._stamp = now
-            if self._tokens < 1.2:
-                time.sleep((1.2 - self._tokens) / EVENT_RATE)
-                self._tokens, self._stamp = 1.2, time.monotonic()
-            self._tokens -= 1
-        return self.nodes.emit(self.id, event, *args, timeout=timeout)
-
-    def call(self, event: str, *args: Any) -> Any:
-        return ok(self.emit(event, *args))
-
-    def received(self, event: str, since: int = 0) -> list[list[Any]]:
-        return [m["args"] for m in self.nodes.messages[since:]
-                if m.get("type") == "event" and m.get("id") == self.id and m.get("event") == event]
-
-    def wait(self, event: str, since: int = 0, where: Callable[[Any], bool] = lambda _: True,
-             timeout: float = 5.0) -> list[Any]:
-        message = self.nodes.wait_for(
-            lambda m: m.get("type") == "event" and m.get("id") == self.id and m.get("event") == event
-            and bool(m.get("args")) and where(m["args"][0]),
-            timeout=timeout, since=since,
-        )
-        return list(message["args"])
-
-    def wait_type(self, kind: str, since: int = 0, timeout: float = 5.0) -> Message:
-        return self.nodes.wait_for(lambda m: m.get("type") == kind and m.get("id") == self.id,
-                                   timeout=timeout, since=since)
-
-    def log(self, since: int = 0, types: tuple[str, ...] | None = None) -> list[Message]:
-        return [m for m in self.nodes.messages[since:]
-                if m.get("id") == self.id and (types is None or m.get("type") in types)]
-
-
-@dataclass
-class Clients:
-    nodes: NodeClients
-    server: Server
-    opened: list[Sock] = field(default_factory=list)
-
-    def open(self, user: User, **kwargs: Any) -> Sock:
-        name = f"{user.id}-{next(_names)}"
-        kwargs.setdefault("auth", {"token": user.token})
-        kwargs.setdefault("transports", ["websocket"])
-        sock = Sock(self.nodes, name, {"type": "pending"})
-        self.opened.append(sock)
-        sock.handshake = self.nodes.connect(name, self.server.url, timeout=10.0, **kwargs)
-        return sock
-
-    def connect(self, user: User, **kwargs: Any) -> Sock:
-        sock = self.open(user, **kwargs)
-        assert sock.handshake["type"] == "connect", sock.handshake
-        return sock
-
-    def close(self, sock: Sock) -> None:
-        self.opened.remove(sock)
-        self.nodes.disconnect(sock.id)
-        key = f"{KEY_PREFIX}socket:{sock.sid}"
-        deadline = time.monotonic() + 5
-        while self.server.redis.exists(key):
-            assert time.monotonic() < deadline, f"{sock.sid} was not released"
-            time.sleep(0.02)
-
-    def close_all(self) -> None:
-        for sock in self.opened:
-            try:
-                self.nodes.disconnect(sock.id, timeout=2.0)
-            except (NodeClientError, TimeoutError):
-                pass
-        self.opened.clear()
-
-
-@pytest.fixture
-def clients(nodes: NodeClients, server: Server) -> Iterator[Clients]:
-    opened = Clients(nodes, server)
-    yield opened
-    opened.close_all()
 
 
 def api(server: Server, path: str, body: Any, key: str | None = API_KEY) -> requests.Response:
@@ -353,7 +182,7 @@ def case_too_many_connections(clients: Clients, users: dict[str, User]) -> None:
     assert third.handshake["data"]["code"] == "TOO_MANY_CONNECTIONS", third.handshake
     assert third.handshake["message"] == "This user already has 2 live connections; close one first."
     # The refused socket left nothing behind; closing a tab frees a place.
-    clients.close(first)
+    assert clients.disconnect(first), f"{first.sid} was not released"
     fourth = clients.connect(user)
     assert fourth.handshake["recovered"] is False
     assert first.received("force_logout") == [] and second.received("force_logout") == []
@@ -371,16 +200,16 @@ def case_too_many_connections(clients: Clients, users: dict[str, User]) -> None:
     ids=lambda f: f.__name__.removeprefix("case_"),
 )
 def test_limit(server: Server, clients: Clients, case: Callable[[Clients, dict[str, User]], None]) -> None:
-    case(clients, mint(server, "u"))
+    case(clients, mint_in(server.env, "u"))
 
 
 # -- rate limiting -------------------------------------------------------------------------------------------------
 
 
 def test_rate_limit_then_disconnect_after_sustained_flood(server: Server, clients: Clients) -> None:
-    user = mint(server, "flooder")["flooder"]
+    user = mint_in(server.env, "flooder")["flooder"]
     sock = clients.connect(user, reconnection=True, options={"reconnectionDelay": 100, "randomizationFactor": 0})
-    sock.paced = False
+    sock.pace = None
     since = clients.nodes.mark()
     acks = [sock.emit("presence:check", ["nobody"]) for _ in range(EVENT_BURST + RATE_LIMIT_DISCONNECT)]
     for ack in acks[:EVENT_BURST]:
@@ -388,7 +217,7 @@ def test_rate_limit_then_disconnect_after_sustained_flood(server: Server, client
     for ack in acks[EVENT_BURST:]:
         error = refused(ack, "RATE_LIMITED")
         assert error["message"] == "Too many events; slow down."
-    assert sock.wait("error", since) == [
+    assert sock.wait_args("error", since) == [
         {"code": "RATE_LIMITED", "message": "Disconnected after sustained flooding.", "event": "*"}
     ]
     assert sock.wait_type("disconnect", since)["reason"] == "io server disconnect"
@@ -400,9 +229,9 @@ def test_rate_limit_then_disconnect_after_sustained_flood(server: Server, client
 
 
 def test_rate_limit_refills_and_forgives(server: Server, clients: Clients) -> None:
-    user = mint(server, "bursty")["bursty"]
+    user = mint_in(server.env, "bursty")["bursty"]
     sock = clients.connect(user)
-    sock.paced = False
+    sock.pace = None
     for _ in range(EVENT_BURST):
         ok(sock.emit("presence:check", ["nobody"]))
     refused(sock.emit("presence:check", ["nobody"]), "RATE_LIMITED")
@@ -422,8 +251,8 @@ UNKNOWN_EVENTS_UNLIMITED = (
 
 
 def test_unknown_events_are_rate_limited_too(server: Server, clients: Clients) -> None:
-    sock = clients.connect(mint(server, "noisy")["noisy"])
-    sock.paced = False
+    sock = clients.connect(mint_in(server.env, "noisy")["noisy"])
+    sock.pace = None
     codes = [sock.emit(f"nope:{i}", {})[0]["error"]["code"] for i in range(EVENT_BURST + 3)]  # type: ignore[index]
     assert codes[:EVENT_BURST] == ["UNKNOWN_EVENT"] * EVENT_BURST
     assert codes[EVENT_BURST:] == ["RATE_LIMITED"] * 3, codes
@@ -452,7 +281,7 @@ def test_polling_handshake_origin(server: Server, origin: str | None, status: in
                                                   ("https://good.example", False), (None, True)])
 def test_websocket_origin(server: Server, origin: str | None, accepted: bool) -> None:
     """A refused origin never gets an Engine.IO session over WebSocket (see the xfail below for the status)."""
-    token = mint(server, "ws")["ws"].token
+    token = mint_in(server.env, "ws")["ws"].token
     try:
         ws = websocket.create_connection(socketio_url(server.url), origin=origin, timeout=5,
                                          suppress_origin=origin is None)
@@ -518,7 +347,7 @@ def test_crafted_room_names_through_the_emit_api(server: Server, room: str) -> N
 
 
 def test_no_event_joins_another_users_private_room(server: Server, clients: Clients) -> None:
-    users = mint(server, "mallory", "bob")
+    users = mint_in(server.env, "mallory", "bob")
     bob_id = users["bob"].id
     mallory = clients.connect(users["mallory"])
     bob = clients.connect(users["bob"])
@@ -539,7 +368,7 @@ def test_no_event_joins_another_users_private_room(server: Server, clients: Clie
     since = clients.nodes.mark()
     published = api(server, "/notifications", {"userIds": [bob_id], "notification": {"type": "t", "title": "secret"}})
     assert published.status_code == 202, published.text
-    assert bob.wait("notification:new", since)[0]["title"] == "secret"
+    assert bob.wait_args("notification:new", since)[0]["title"] == "secret"
     time.sleep(SETTLE)
     assert mallory.received("notification:new", since) == []
     assert server.redis.smembers(f"{KEY_PREFIX}room:user:{bob_id}") == {bob.sid}
@@ -629,7 +458,7 @@ def flood(server: Server, count: int = FLOOD) -> None:
 
 
 def test_a_slow_consumer_does_not_hold_up_other_clients(server: Server, clients: Clients) -> None:
-    users = mint(server, "slow", "fast")
+    users = mint_in(server.env, "slow", "fast")
     fast = clients.connect(users["fast"])
     slow = open_slow_consumer(server, users["slow"])
     try:
@@ -637,7 +466,7 @@ def test_a_slow_consumer_does_not_hold_up_other_clients(server: Server, clients:
         started = time.monotonic()
         flood(server)
         flood_seconds = time.monotonic() - started
-        fast.wait("notification:new", since, where=lambda p: p["id"] == f"n-{FLOOD}", timeout=20)
+        fast.wait_args("notification:new", since, where=lambda p: p["id"] == f"n-{FLOOD}", timeout=20)
         time.sleep(SETTLE)
         assert [args[0]["id"] for args in fast.received("notification:new", since)] == [
             f"n-{n}" for n in range(1, FLOOD + 1)
@@ -655,14 +484,14 @@ SLOW_CONSUMER_UNCHECKED = (
     "callback (rooms, and single sids too) through Manager.emit -> Server._send_eio_packet, which bypasses "
     "_send_packet. A client that stops reading keeps every broadcast in the worker's memory (RSS grows by the "
     "broadcast size: +30 MB per 1000 x 32 KB measured) and its TCP connection stays open. The same bypass "
-    "defeats the recovery hold (server.held), see test_e2e_reliability. Fix: override _send_eio_packet "
+    "defeats the recovery hold (server.held), see tests/e2e/test_reliability.py. Fix: override _send_eio_packet "
     "(hold + outbound check there), and close a slow consumer's transport without queue.join() (abort the "
     "socket: eio socket.close(wait=False, abort=True) and close the websocket)."
 )
 
 
 def test_a_slow_consumer_is_closed_and_memory_stays_bounded(server: Server, clients: Clients) -> None:
-    slow = open_slow_consumer(server, mint(server, "slow")["slow"])
+    slow = open_slow_consumer(server, mint_in(server.env, "slow")["slow"])
     worker = server.worker_pid()
     rss_before = rss_mb(worker)
     log_start = len(server.process.log_text())
@@ -681,14 +510,3 @@ def test_a_slow_consumer_is_closed_and_memory_stays_bounded(server: Server, clie
         assert rss_after - rss_before < 32, (rss_before, rss_after)
     finally:
         slow.raw.close()
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.05)

@@ -1,6 +1,6 @@
-"""Browser scenarios for the demo page, run as ``python -m tests.browser_script '<json spec>'``.
+"""Browser scenarios for the demo page, run as ``python -m tests.helpers.browser_script '<json spec>'``.
 
-This runs in its own process, never under gevent (see :mod:`tests.browser`): the spec is
+This runs in its own process, never under gevent (see :mod:`tests.helpers.browser`): the spec is
 ``{"scenario": name, "params": {...}}``; the last stdout line is ``{"ok": true, "result": {...}}`` or
 ``{"ok": false, "error": "..."}`` (exit status 1). The pytest side asserts on the result.
 """
@@ -15,10 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    ViewportSize,
+    sync_playwright,
+)
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.browser import launch
+from tests.helpers.browser import launch
 
 DEFAULT_TIMEOUT_MS = 10_000
 #: Every page opened so far, for the diagnostics of a failed scenario.

@@ -25,8 +25,18 @@ from flask import Flask
 
 from realtime.recovery import RecoveryRecord
 from tests.conftest import TokenActions
-from tests.e2e_cluster import GunicornProcess
-from tests.e2e_kit import Clients, Cluster, Sock, User, log_in_again, mint, new_id, ok, refused
+from tests.helpers.e2e_cluster import GunicornProcess
+from tests.helpers.e2e_kit import (
+    Clients,
+    Cluster,
+    Sock,
+    User,
+    log_in_again,
+    mint,
+    new_id,
+    ok,
+    refused,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -107,8 +117,8 @@ def test_a_claim_on_another_users_live_pid_changes_nothing(cluster: Cluster, cli
         mallory = claim(clients, users["mallory"], server, pid, offset, alice)
         after = send(peer, room, f"after-claim-on-{server.name}")
         peer.wait("chat:new_message", start, where=lambda p, after=after: p["id"] == after)
-        assert alice.log(["disconnect", "connect_error"]) == [], (
-            f"mallory's claim on server {server.name} disconnected alice: {alice.log(['disconnect'])}"
+        assert alice.log(types=["disconnect", "connect_error"]) == [], (
+            f"mallory's claim on server {server.name} disconnected alice: {alice.log(types=['disconnect'])}"
         )
         alice.wait("chat:new_message", start, where=lambda p, after=after: p["id"] == after)
         assert_untouched_claimant(mallory, room)
@@ -117,8 +127,8 @@ def test_a_claim_on_another_users_live_pid_changes_nothing(cluster: Cluster, cli
     own = send(alice, room, "still-here")
     peer.wait("chat:new_message", mark, where=lambda p: p["id"] == own)
     time.sleep(SETTLE)
-    assert alice.log(["disconnect"]) == []
-    assert len(alice.log(["connect"])) == 1
+    assert alice.log(types=["disconnect"]) == []
+    assert len(alice.log(types=["connect"])) == 1
 
 
 def test_a_claim_on_another_users_parked_socket_changes_nothing(cluster: Cluster, clients: Clients,
@@ -181,7 +191,8 @@ def test_a_claim_by_another_session_of_the_same_user_changes_nothing(cluster: Cl
     assert_untouched_claimant(tab, room)
     after = send(peer, room, "after-live-claim")
     peer.wait("chat:new_message", start, where=lambda p: p["id"] == after)
-    assert alice.log(["disconnect"]) == [], f"the other session's claim disconnected alice: {alice.log(['disconnect'])}"
+    disconnects = alice.log(types=["disconnect"])
+    assert disconnects == [], f"the other session's claim disconnected alice: {disconnects}"
     alice.wait("chat:new_message", start, where=lambda p: p["id"] == after)
 
     # Parked: on both servers.

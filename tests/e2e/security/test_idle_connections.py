@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from tests.e2e_kit import Clients, Cluster, mint
-from tests.raw_socketio import Closed, RawSocketIO
+from tests.helpers.e2e_kit import Clients, Cluster, mint
+from tests.helpers.raw_socketio import Closed, RawSocketIO
 
 pytestmark = pytest.mark.e2e
 

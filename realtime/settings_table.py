@@ -1,0 +1,295 @@
+"""The settings table: every environment variable the app reads, declared once.
+
+Each field of :class:`Settings` is one line of the table: the variable, its default (as the environment
+would spell it), the parser that types and validates it, and one line of doc; the field's annotation is
+the type the rest of the code reads. Rules that involve several settings (the prod guards, the JWT keys,
+MESSAGE_QUEUE_URL falling back to REDIS_URL) run after this per-setting parse, in :mod:`realtime.config`.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+APP_ENVS = ("local", "dev", "prod")
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+ROOM_TEMPLATE = re.compile(r"^(user|group|game|party|broadcast):(\{userId\}|[A-Za-z0-9_-]{1,64})$")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+APP_ENV_HINT = f"expected one of {', '.join(APP_ENVS)}"
+POLICY_HINT = "use 'single' (a new login logs out the old session) or 'multi'"
+LOG_LEVEL_HINT = "use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+LOG_FORMAT_HINT = "use 'text' or 'json'"
+
+#: Turns a variable's stripped text (empty only where the default is) into its value; raises :class:`ConfigError`.
+Parser = Callable[[str, str], Any]
+
+
+class ConfigError(ValueError):
+    """Raised at start-up when a setting is missing, malformed or unsafe."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default, parser and one line of doc."""
+
+    name: str
+    #: The default as the environment would spell it; ``None``: unset unless a rule derives it.
+    default: str | None
+    parse: Parser
+    doc: str
+    #: What an unset variable means, as the README's default column says it.
+    unset: str = "unset"
+
+    @property
+    def documented_default(self) -> str:
+        """The default as the README's table shows it."""
+        if self.default is None:
+            return self.unset
+        return f"`{self.default}`" if self.default else "empty"
+
+    def read(self, value: Any) -> Any:
+        """Type and validate ``value`` (from the defaults, the environment or an override).
+
+        :returns: ``None`` when a variable without default is unset or empty.
+        :raises ConfigError: naming the variable and how to fix it.
+        """
+        stripped = "" if value is None else str(value).strip()
+        if stripped or self.default == "":
+            return self.parse(self.name, stripped)
+        if self.default is None:
+            return None
+        raise ConfigError(f"{self.name} is empty; unset it to use the default {self.default!r}.")
+
+
+def env(name: str, default: str | None, parse: Parser, doc: str, *, unset: str = "unset", secret: bool = False) -> Any:
+    """Declare the :class:`Settings` field that variable ``name`` fills (kept out of ``repr`` when ``secret``)."""
+    return field(repr=not secret, metadata={"setting": Setting(name, default, parse, doc, unset)})
+
+
+def text(name: str, value: str) -> str:
+    """Any non-empty text."""
+    return value
+
+
+def items(name: str, value: str) -> tuple[str, ...]:
+    """A comma-separated list; blanks between commas are dropped."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def whole(minimum: int, maximum: int | None = None) -> Parser:
+    """A whole number within bounds."""
+
+    def parse(name: str, value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{name} is {value!r}; it must be a whole number.") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ConfigError(f"{name} is {number}; it must be {bound}.")
+        return number
+
+    return parse
+
+
+def number(minimum: float) -> Parser:
+    """A number (seconds, rates) of at least ``minimum``."""
+
+    def parse(name: str, value: str) -> float:
+        try:
+            result = float(value)
+        except ValueError:
+            raise ConfigError(f"{name} is {value!r}; it must be a number.") from None
+        if result < minimum:
+            raise ConfigError(f"{name} is {result}; it must be at least {minimum}.")
+        return result
+
+    return parse
+
+
+def choice(choices: tuple[str, ...], normalize: Callable[[str], str], hint: str) -> Parser:
+    """One of ``choices`` after ``normalize`` (case); ``hint`` says what to use instead."""
+
+    def parse(name: str, value: str) -> str:
+        chosen = normalize(value)
+        if chosen not in choices:
+            raise ConfigError(f"{name} is {chosen!r}; {hint}.")
+        return chosen
+
+    return parse
+
+
+def flag(name: str, value: str) -> bool:
+    """true/false, yes/no, on/off or 1/0."""
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} is {value!r}; use true or false.")
+
+
+def redis_address(name: str, value: str) -> str:
+    """A Redis URL."""
+    if not value.startswith(REDIS_SCHEMES):
+        raise ConfigError(f"{name} is {value!r}; it must start with redis://, rediss:// or unix://.")
+    return value
+
+
+def base_url(name: str, value: str) -> str:
+    """The base URL clients connect to, without a path."""
+    if not re.fullmatch(r"(https?|wss?)://[^/\s]+/?", value):
+        raise ConfigError(
+            f"{name} is {value!r}; give the public base URL clients connect to, e.g. https://rt.example.com."
+        )
+    return value
+
+
+def pem(name: str, value: str) -> str:
+    """A PEM key; ``\\n`` escapes (one-line environment values) become newlines."""
+    return value.replace("\\n", "\n")
+
+
+def algorithm_list(name: str, value: str) -> tuple[str, ...]:
+    """An allow-list of JWT algorithms of one family; ``none`` is never accepted."""
+    algorithms = items(name, value)
+    known = HMAC_ALGORITHMS | ASYMMETRIC_ALGORITHMS
+    unknown = [a for a in algorithms if a not in known]
+    if unknown or not algorithms:
+        raise ConfigError(
+            f"{name} has {', '.join(map(repr, unknown)) or 'nothing'}; allowed: "
+            f"{', '.join(sorted(known))} ('none' is never accepted)."
+        )
+    hmac = [a for a in algorithms if a in HMAC_ALGORITHMS]
+    if hmac and len(hmac) != len(algorithms):
+        raise ConfigError(
+            f"{name} mixes HMAC and public-key algorithms ({', '.join(algorithms)}); "
+            "that invites algorithm confusion. Use one family."
+        )
+    return algorithms
+
+
+def origin_list(name: str, value: str) -> tuple[str, ...] | str:
+    """``*`` or comma-separated ``scheme://host[:port]`` browser origins."""
+    if value == "*":
+        return "*"
+    listed = items(name, value)
+    for origin in listed:
+        if not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise ConfigError(f"{name} has {origin!r}; each origin is scheme://host[:port] with no path.")
+    return listed
+
+
+def transport_list(name: str, value: str) -> tuple[str, ...]:
+    """``polling,websocket`` or ``websocket``."""
+    listed = items(name, value)
+    if not listed or any(t not in ("polling", "websocket") for t in listed):
+        raise ConfigError(f"{name} is {value!r}; use 'polling,websocket' or 'websocket'.")
+    return listed
+
+
+def room_list(name: str, value: str) -> tuple[str, ...]:
+    """Comma-separated ``prefix:id`` rooms; ``{userId}`` is replaced per socket."""
+    listed = items(name, value)
+    for template in listed:
+        if not ROOM_TEMPLATE.fullmatch(template):
+            raise ConfigError(
+                f"{name} has {template!r}; each entry is prefix:id with a prefix among "
+                "user, group, game, party, broadcast (ids: letters, digits, '_' or '-'; '{userId}' is replaced)."
+            )
+    return listed
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated, typed configuration of one process: one field per environment variable, then derived ones."""
+
+    app_env: str = env("APP_ENV", "local", choice(APP_ENVS, str.lower, APP_ENV_HINT), "local, dev or prod")
+    port: int = env("PORT", "5000", whole(1, 65535), "HTTP port")
+    redis_url: str | None = env("REDIS_URL", None, redis_address, "Redis for stores, sessions and fan-out")
+    message_queue_url: str | None = env(
+        "MESSAGE_QUEUE_URL", None, redis_address, "Redis for fan-out; empty disables it", unset="`REDIS_URL`"
+    )
+    socketio_channel: str = env("SOCKETIO_CHANNEL", "realtime", text, "pub/sub channel name")
+    key_prefix: str = env("KEY_PREFIX", "rt:", text, "prefix of every Redis key this server writes")
+    jwt_algorithms: tuple[str, ...] = env(
+        "JWT_ALGORITHMS",
+        None,
+        algorithm_list,
+        "accepted algorithms, one family",
+        unset="`HS256` (or `RS256` with only a public key)",
+    )
+    # Derived by the JWT rule (realtime.config) from KEY_MATERIAL below: the secret, or the PEM keys.
+    jwt_verify_key: str = field(repr=False)
+    jwt_signing_key: str | None = field(repr=False)
+    jwt_issuer: str | None = env("JWT_ISSUER", None, text, "the `iss` every token must carry")
+    jwt_audience: str | None = env("JWT_AUDIENCE", None, text, "the `aud` every token must carry")
+    token_ttl: int = env("TOKEN_TTL", "3600", whole(1), "seconds tokens minted by the CLI live")
+    allowed_origins: tuple[str, ...] | str = env(
+        "ALLOWED_ORIGINS", None, origin_list, "browser origins allowed to connect", unset="`*` outside prod"
+    )
+    default_rooms: tuple[str, ...] = env(
+        "SOCKET_DEFAULT_ROOMS", "user:{userId},broadcast:all", room_list, "rooms every socket joins on connect"
+    )
+    transports: tuple[str, ...] = env("SOCKET_TRANSPORTS", "polling,websocket", transport_list, "or websocket only")
+    ws_docs_enabled: bool = env(
+        "WS_DOCS_ENABLED", None, flag, "serve the event catalogue", unset="true in local/dev, false in prod"
+    )
+    api_keys: tuple[str, ...] = env("API_KEYS", "", items, "keys of the HTTP publish API", secret=True)
+    ping_interval: float = env("PING_INTERVAL", "25", number(1), "seconds between Engine.IO pings")
+    ping_timeout: float = env("PING_TIMEOUT", "20", number(1), "seconds to wait for a pong")
+    handshake_timeout: float = env("HANDSHAKE_TIMEOUT", "20", number(1), "seconds to deliver a request head")
+    connect_timeout: float = env("CONNECT_TIMEOUT", "45", number(1), "seconds to join a namespace")
+    max_payload_bytes: int = env("MAX_PAYLOAD_BYTES", "1000000", whole(1024), "largest event payload")
+    max_rooms_per_socket: int = env("MAX_ROOMS_PER_SOCKET", "200", whole(1), "rooms one socket may be in")
+    session_policy: str = env(
+        "SESSION_POLICY", "single", choice(("single", "multi"), str.lower, POLICY_HINT), "sessions per user"
+    )
+    presence_ttl: float = env("PRESENCE_TTL", "60", number(1), "seconds a socket entry lives unrefreshed")
+    chat_history_max: int = env("CHAT_HISTORY_MAX", "1000", whole(10), "messages kept per chat room")
+    chat_join_history: int = env("CHAT_JOIN_HISTORY", "50", whole(0, 100), "messages in the chat:join ack")
+    notifications_max: int = env("NOTIFICATIONS_MAX", "200", whole(1), "notifications kept per user")
+    typing_throttle: float = env("TYPING_THROTTLE", "2", number(0), "seconds between repeated typing events")
+    recovery_window: float = env("RECOVERY_WINDOW", "120", number(0), "seconds a dropped client may recover")
+    recovery_max_packets: int = env("RECOVERY_MAX_PACKETS", "10000", whole(10), "broadcasts kept for recovery")
+    shutdown_timeout: float = env("SHUTDOWN_TIMEOUT", "10", number(1), "seconds to drain on SIGTERM")
+    max_connections_per_user: int = env("MAX_CONNECTIONS_PER_USER", "20", whole(1), "live sockets per user")
+    max_outbound_queue: int = env("MAX_OUTBOUND_QUEUE", "1000", whole(10), "packets queued to one socket")
+    rate_limit_disconnect: int = env("RATE_LIMIT_DISCONNECT", "200", whole(1), "refusals before a disconnect")
+    probe_interval: float = env("PROBE_INTERVAL", "15", number(1), "seconds between pub/sub self-probes")
+    session_check_interval: float = env("SESSION_CHECK_INTERVAL", "10", number(1), "seconds between checks")
+    redis_max_connections: int = env("REDIS_MAX_CONNECTIONS", "200", whole(10), "connections per Redis pool")
+    max_concurrent_handshakes: int = env("MAX_CONCURRENT_HANDSHAKES", "64", whole(1), "handshakes run at once")
+    event_rate: float = env("EVENT_RATE", "20", number(0.1), "events per second per socket")
+    event_burst: int = env("EVENT_BURST", "40", whole(1), "burst of events per socket")
+    user_cache_ttl: float = env("USER_CACHE_TTL", "60", number(0), "seconds a profile stays cached")
+    log_level: str = env("LOG_LEVEL", "INFO", choice(LOG_LEVELS, str.upper, LOG_LEVEL_HINT), "root log level")
+    log_format: str = env("LOG_FORMAT", "text", choice(("text", "json"), str.lower, LOG_FORMAT_HINT), "log lines")
+    public_url: str | None = env("PUBLIC_URL", None, base_url, "public base URL for the AsyncAPI servers")
+    # What the rules found worth a log line at start-up (e.g. no Redis, the development secret).
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def websocket_only(self) -> bool:
+        """Whether clients may only use the websocket transport (no sticky sessions needed)."""
+        return self.transports == ("websocket",)
+
+
+#: Variables no field holds as such: the JWT rule turns them into ``jwt_verify_key`` and ``jwt_signing_key``.
+KEY_MATERIAL = (
+    Setting("JWT_SECRET", None, text, "HMAC secret for HS256/384/512", unset="dev secret outside prod"),
+    Setting("JWT_PUBLIC_KEY", None, pem, "PEM public key for RS*/PS*/ES*/EdDSA"),
+    Setting("JWT_PRIVATE_KEY", None, pem, "PEM private key for `flask token create` with public-key algorithms"),
+)
+
+#: Settings field -> the variable that fills it, in declaration order.
+FIELDS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in fields(Settings) if "setting" in f.metadata}
+#: Every variable the app reads.
+TABLE: tuple[Setting, ...] = (*FIELDS.values(), *KEY_MATERIAL)
+#: name -> default (as the environment would spell it).
+DEFAULTS: dict[str, str | None] = {setting.name: setting.default for setting in TABLE}

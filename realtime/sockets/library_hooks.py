@@ -1,0 +1,153 @@
+"""Every entry into a private method of python-socketio, python-engineio or gevent-websocket: one module.
+
+python-socketio's server offers no public hook for what :mod:`realtime.sockets.server` adds (ack tracking,
+recovered sids and pids, held and bounded outbound packets, the connect deadline, refused packets), so
+:class:`RealtimeServer` overrides the private methods below, each a thin call into
+:class:`~realtime.sockets.server.ServerCore`. python-engineio ends a websocket transport on an undecodable
+packet without closing its socket: :func:`install_transport_guards` wraps that handler. Each override is
+pinned by ``tests/test_library_pins.py`` to the library behaviour it relies on, and ``setup.cfg`` pins the
+libraries to the minor versions those tests cover.
+
+Flask-SocketIO builds a plain ``socketio.Server`` inside ``init_app`` (no parameter takes a server class,
+and copying ``init_app`` to build another one would be a larger private dependency), so :func:`install`
+changes the built server's class; the pins check the construction this relies on.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import engineio.socket
+import geventwebsocket.handler
+import socketio
+
+from realtime.sockets.recovery_flow import prepare
+from realtime.sockets.server import ServerCore, handling_event, take_forced_sid
+from realtime.sockets.transport_guards import BoundedWebSocket
+
+logger = logging.getLogger(__name__)
+
+
+class RealtimeServer(socketio.Server):
+    """python-socketio's server with :class:`ServerCore`'s rules applied where the library has no hook."""
+
+    core: ServerCore
+
+    def _handle_eio_connect(self, eio_sid: str, environ: Any) -> Any:
+        answer = super()._handle_eio_connect(eio_sid, environ)
+        self.core.opened(eio_sid)
+        return answer
+
+    def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        self.core.closed(eio_sid)
+        super()._handle_eio_disconnect(eio_sid, reason)
+
+    def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if self.core.refuses_message(eio_sid, data):
+            return
+        try:
+            super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+            self.core.undecodable(eio_sid, exc)
+
+    def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        def accept() -> None:
+            super(RealtimeServer, self)._handle_connect(eio_sid, namespace, data)
+
+        self.core.connect(eio_sid, namespace, data, accept)
+
+    def _handle_event(self, eio_sid: str, namespace: str | None, ack_id: int | None, data: Any) -> None:
+        if isinstance(data, list) and data and isinstance(data[0], str):
+            super()._handle_event(eio_sid, namespace, ack_id, data)
+            return
+        answer = self.core.nameless_event_answer(eio_sid, namespace, ack_id)
+        if answer is not None:
+            self._send_packet(eio_sid, answer)
+
+    def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, ack_id: int | None
+    ) -> Any:
+        with handling_event(ack_id):
+            return super()._handle_event_internal(server, sid, eio_sid, data, namespace, ack_id)
+
+    def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        if self.core.outgoing(eio_sid, pkt):
+            super()._send_packet(eio_sid, pkt)
+            self.core.sent(eio_sid)
+
+    def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+        # python-socketio sends emits without a callback (rooms and single sids) pre-encoded through here,
+        # not through _send_packet: hold and bound them here too.
+        if self.core.outgoing_encoded(eio_sid, eio_pkt):
+            super()._send_eio_packet(eio_sid, eio_pkt)
+            self.core.sent(eio_sid)
+
+    def send_unheld(self, eio_sid: str, pkt: Any) -> None:
+        """Send a Socket.IO packet past the hold (python-socketio's own ``_send_packet``)."""
+        super()._send_packet(eio_sid, pkt)
+
+
+def install(
+    server: socketio.Server,
+    app: Any,
+    max_outbound_queue: int,
+    max_concurrent_handshakes: int,
+    connect_timeout: float,
+) -> ServerCore:
+    """Turn Flask-SocketIO's server into a :class:`RealtimeServer` bound to ``app``; return its core."""
+    server.__class__ = RealtimeServer
+    realtime: RealtimeServer = server  # type: ignore[assignment]
+    realtime.core = ServerCore(
+        server,
+        app,
+        send_unheld=realtime.send_unheld,
+        prepare=prepare,
+        max_outbound_queue=max_outbound_queue,
+        max_concurrent_handshakes=max_concurrent_handshakes,
+        connect_timeout=connect_timeout,
+    )
+    # python-socketio registered its bound methods with Engine.IO before the class changed: register the
+    # ones this class overrides again.
+    server.eio.on("connect", realtime._handle_eio_connect)
+    server.eio.on("message", realtime._handle_eio_message)
+    server.eio.on("disconnect", realtime._handle_eio_disconnect)
+    if not getattr(server.eio, "_realtime_ids", False):
+        server.eio.generate_id = _recovered_or(server.eio.generate_id)
+        server.eio._realtime_ids = True
+    return realtime.core
+
+
+def _recovered_or(generate_id: Any) -> Any:
+    """Engine.IO's id generator, which python-socketio also asks for every new Socket.IO sid, returning a
+    recovered socket's old sid instead while its CONNECT is handled."""
+
+    def recovered_or_generated() -> str:
+        forced = take_forced_sid()
+        return forced if forced is not None else str(generate_id())
+
+    return recovered_or_generated
+
+
+def guard_websocket_handler(original: Any) -> Any:
+    """Close the Engine.IO socket when its websocket loop dies on an undecodable packet."""
+
+    def guarded(self: Any, ws: Any) -> Any:
+        try:
+            return original(self, ws)
+        except Exception as exc:  # noqa: BLE001 - whatever ended the loop, the socket must not stay open
+            logger.warning("websocket transport aborted on an undecodable packet (%s)", type(exc).__name__)
+            self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
+            return []
+
+    guarded.__realtime_guard__ = True  # type: ignore[attr-defined]
+    return guarded
+
+
+def install_transport_guards(max_message_bytes: int) -> None:
+    """Bound gevent-websocket's frames and guard python-engineio's websocket loop, for the whole process
+    (idempotent; the size cap follows the latest app)."""
+    BoundedWebSocket.max_message_bytes = max_message_bytes
+    geventwebsocket.handler.WebSocket = BoundedWebSocket
+    handler = engineio.socket.Socket._websocket_handler
+    if not getattr(handler, "__realtime_guard__", False):
+        engineio.socket.Socket._websocket_handler = guard_websocket_handler(handler)

@@ -1,0 +1,263 @@
+"""Pins of the library behaviour this server relies on (``setup.cfg`` pins the versions these cover).
+
+The fan-out layer (:mod:`realtime.fanout`) relies on python-socketio's queue-message format; the overrides in
+:mod:`realtime.sockets.library_hooks` rely on which private method python-socketio, python-engineio and
+gevent-websocket call, when, and with what. Each test names what it pins; a release that changes it fails
+here, not in delivery.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import engineio
+import engineio.socket
+import flask_socketio
+import geventwebsocket.handler
+import pytest
+import socketio
+from flask import Flask
+from geventwebsocket.websocket import WebSocket
+from socketio import packet as sio_packet
+
+from realtime.fanout import wire
+from realtime.fanout.manager import FanoutLayer, LocalFanout, RedisFanout
+from realtime.sockets.library_hooks import RealtimeServer, install
+from realtime.sockets.transport_guards import BoundedWebSocket, HeadDeadlineHandler
+
+ROWS = [
+    pytest.param("chat:new_message", {"id": "1-0", "content": "hé \"quoted\" \u2028"}, "group:lobby", None, id="plain"),
+    pytest.param("party:viewer_joined", {"n": [1, 2.5, None, True]}, "party:p-1", "sid-1", id="skip-sid"),
+    pytest.param("system:announcement", "just a string", "broadcast:all", None, id="string-payload"),
+]
+
+
+class RecordingManager(socketio.PubSubManager):
+    """A pub/sub manager whose transport hooks record (``_publish``) and replay (``_listen``) messages."""
+
+    def __init__(self, inbound: list[str] | None = None) -> None:
+        super().__init__(channel="pins")
+        self.published: list[dict[str, Any]] = []
+        self.inbound = inbound or []
+
+    def _publish(self, data: dict[str, Any]) -> None:
+        self.published.append(data)
+
+    def _listen(self) -> Any:
+        yield from self.inbound
+
+
+@pytest.mark.parametrize(("event", "payload", "room", "skip_sid"), ROWS)
+def test_emit_message_is_what_pubsub_manager_publishes(event: str, payload: Any, room: str, skip_sid: str | None) -> None:
+    manager = RecordingManager()
+
+    manager.emit(event, payload, namespace="/", room=room, skip_sid=skip_sid)
+
+    assert manager.published == [wire.emit_message(event, [payload], room, skip_sid, manager.host_id)]
+
+
+@pytest.mark.parametrize(("event", "payload", "room", "skip_sid"), ROWS)
+def test_emit_halves_around_an_offset_are_the_encoded_message(
+    event: str, payload: Any, room: str, skip_sid: str | None
+) -> None:
+    head, tail = wire.emit_halves(event, json.dumps(payload, separators=(",", ":")), room, skip_sid, "log:h")
+
+    assert head + "1700000000000-7" + tail == wire.encode(
+        wire.emit_message(event, [payload, "1700000000000-7"], room, skip_sid, "log:h")
+    )
+
+
+@pytest.mark.parametrize(("event", "payload", "room", "skip_sid"), ROWS)
+def test_handle_emit_delivers_a_logged_message_with_its_offset_as_last_argument(
+    monkeypatch: pytest.MonkeyPatch, event: str, payload: Any, room: str, skip_sid: str | None
+) -> None:
+    delivered: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(socketio.Manager, "emit", lambda self, *args, **kwargs: delivered.append((args, kwargs)))
+    head, tail = wire.emit_halves(event, json.dumps(payload), room, skip_sid, "log:h")
+
+    RecordingManager()._handle_emit(json.loads(head + "5-0" + tail))
+
+    assert delivered == [
+        ((event, (payload, "5-0")), {"namespace": "/", "room": room, "skip_sid": skip_sid, "callback": None})
+    ]
+
+
+def test_listener_skips_its_own_host_id_and_delivers_every_other() -> None:
+    """RedisFanout gives logged broadcasts a host_id of their own, so its listener delivers them too."""
+    handled: list[str] = []
+    messages = [wire.encode(wire.emit_message("e", [host], "r", None, host)) for host in ("own", "log:own", "other")]
+    manager = RecordingManager(inbound=messages)
+    manager.host_id = "own"
+    manager.server = SimpleNamespace(logger=logging.getLogger(__name__))
+    manager._handle_emit = lambda message: handled.append(message["host_id"])  # type: ignore[method-assign]
+
+    manager._thread()
+
+    assert handled == ["log:own", "other"]
+
+
+# -- realtime.sockets.library_hooks ---------------------------------------------------------------------------
+
+
+class RecordingServer(socketio.Server):
+    """python-socketio's server, recording what it sends and which private methods it calls."""
+
+    def __init__(self) -> None:
+        super().__init__(async_mode="threading", async_handlers=False)
+        self.calls: list[tuple[Any, ...]] = []
+
+    def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        self.calls.append(("_send_packet", eio_sid, pkt.packet_type, pkt.data))
+
+    def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+        self.calls.append(("_send_eio_packet", eio_sid, eio_pkt.data))
+
+    def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
+        self.calls.append(("_handle_event", eio_sid, namespace, id, data))
+        super()._handle_event(eio_sid, namespace, id, data)
+
+    def _handle_event_internal(self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any) -> Any:
+        self.calls.append(("_handle_event_internal", server is self, eio_sid, data, namespace, id))
+        return super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+
+
+def connected(server: RecordingServer, eio_sid: str = "e1") -> str:
+    server.environ[eio_sid] = {}
+    return str(server.manager.connect(eio_sid, "/"))
+
+
+def test_flask_socketio_builds_a_plain_server_with_its_engineio_handlers_bound_at_construction() -> None:
+    """Why :func:`install` changes the class, then registers the Engine.IO handlers again."""
+    extension = flask_socketio.SocketIO()
+    extension.init_app(Flask(__name__), async_mode="threading")
+    server = extension.server
+    assert type(server) is socketio.Server
+    assert server.eio.handlers == {
+        "connect": server._handle_eio_connect,
+        "message": server._handle_eio_message,
+        "disconnect": server._handle_eio_disconnect,
+    }
+
+    install(server, Flask(__name__), max_outbound_queue=10, max_concurrent_handshakes=2, connect_timeout=5)
+
+    assert type(server) is RealtimeServer
+    assert {name: handler.__func__ for name, handler in server.eio.handlers.items()} == {
+        "connect": RealtimeServer._handle_eio_connect,
+        "message": RealtimeServer._handle_eio_message,
+        "disconnect": RealtimeServer._handle_eio_disconnect,
+    }
+
+
+def test_emits_without_a_callback_go_pre_encoded_through_send_eio_packet_and_with_one_through_send_packet() -> None:
+    """Where ``_send_eio_packet`` and ``_send_packet`` hold and bound outbound packets."""
+    server = RecordingServer()
+    sid = connected(server)
+
+    server.emit("chat:new_message", ({"id": "1-0"}, "1-0"), to=sid)
+    server.emit("room", {"n": 1}, room=sid)
+    server.emit("asked", 1, to=sid, callback=lambda *args: None)
+
+    assert server.calls == [
+        ("_send_eio_packet", "e1", '2["chat:new_message",{"id":"1-0"},"1-0"]'),
+        ("_send_eio_packet", "e1", '2["room",{"n":1}]'),
+        ("_send_packet", "e1", sio_packet.EVENT, ["asked", 1]),
+    ]
+
+
+def test_the_connect_answer_goes_through_send_packet_with_the_sid_engineio_generates() -> None:
+    """Where a recovered socket gets its old sid (``eio.generate_id``) and its pid (``_send_packet``)."""
+    server = RecordingServer()
+    server.on("connect", lambda sid, environ, auth: True)
+    server.environ["e1"] = {}
+    server.eio.generate_id = lambda: "recovered-sid"
+
+    server._handle_connect("e1", None, {"pid": "p"})
+
+    assert server.calls == [("_send_packet", "e1", sio_packet.CONNECT, {"sid": "recovered-sid"})]
+    assert server.manager.is_connected("recovered-sid", "/")
+
+
+def test_an_event_reaches_handle_event_internal_with_its_ack_id_and_the_ack_goes_through_send_packet() -> None:
+    """Where the handler learns whether the client asked for an ack."""
+    server = RecordingServer()
+    server.on("ping", lambda sid, data: {"ok": True})
+    connected(server)
+
+    server._handle_eio_message("e1", '27["ping",{}]')
+    server._handle_eio_message("e1", '2["ping",{}]')
+
+    assert [call for call in server.calls if call[0] != "_handle_event"] == [
+        ("_handle_event_internal", True, "e1", ["ping", {}], "/", 7),
+        ("_send_packet", "e1", sio_packet.ACK, [{"ok": True}]),
+        ("_handle_event_internal", True, "e1", ["ping", {}], "/", None),
+    ]
+    assert list(inspect.signature(socketio.Server._handle_event_internal).parameters) == [
+        "self", "server", "sid", "eio_sid", "data", "namespace", "id",
+    ]
+
+
+def test_an_event_without_a_name_reaches_handle_event_as_it_came() -> None:
+    """Where an event whose first element is not a name gets ``UNKNOWN_EVENT``."""
+    server = RecordingServer()
+    connected(server)
+
+    server._handle_eio_message("e1", "23[1,2]")
+
+    assert server.calls[0] == ("_handle_event", "e1", None, 3, [1, 2])
+
+
+@pytest.mark.parametrize(
+    ("packet", "error"),
+    [("2[", ValueError), ('2["a"', ValueError), ("9", ValueError), ("", TypeError), ('2{"a":1}', KeyError)],
+)
+def test_an_undecodable_packet_raises_from_handle_eio_message(packet: str, error: type[Exception]) -> None:
+    """What ``RealtimeServer._handle_eio_message`` catches to close the transport in one line."""
+    server = RecordingServer()
+    connected(server)
+
+    with pytest.raises(error):
+        server._handle_eio_message("e1", packet)
+
+
+def test_engineio_socket_methods_the_guards_wrap_and_call() -> None:
+    """``install_transport_guards`` wraps ``Socket._websocket_handler(self, ws)``; the guards close with
+    ``Socket.close(wait=, abort=, reason=)``."""
+    assert list(inspect.signature(engineio.socket.Socket._websocket_handler).parameters) == ["self", "ws"]
+    assert list(inspect.signature(engineio.socket.Socket.close).parameters) == ["self", "wait", "abort", "reason"]
+    assert hasattr(engineio.Server.reason, "TRANSPORT_ERROR") and hasattr(engineio.Server.reason, "SERVER_DISCONNECT")
+
+
+def test_gevent_websocket_builds_its_websocket_from_the_module_global_and_has_no_names_of_ours() -> None:
+    """Why replacing ``geventwebsocket.handler.WebSocket`` bounds every connection's frames, and that
+    :class:`BoundedWebSocket` adds methods and attributes without overriding any but ``read_frame``."""
+    assert "WebSocket" in geventwebsocket.handler.WebSocketHandler.upgrade_connection.__code__.co_names
+    assert {name for name in own_names(BoundedWebSocket) if hasattr(WebSocket, name)} == {"read_frame"}
+
+
+def own_names(cls: type) -> set[str]:
+    return set(vars(cls)) - {"__module__", "__doc__", "__annotations__", "__dict__", "__weakref__", "__init__",
+                             "__firstlineno__", "__static_attributes__", "__orig_bases__", "__parameters__"}
+
+
+@pytest.mark.parametrize(
+    ("cls", "library", "overrides"),
+    [
+        pytest.param(RealtimeServer, socketio.Server, {
+            "_handle_eio_connect", "_handle_eio_disconnect", "_handle_eio_message", "_handle_connect",
+            "_handle_event", "_handle_event_internal", "_send_packet", "_send_eio_packet",
+        }, id="server"),
+        pytest.param(LocalFanout, socketio.Manager, set(), id="local-manager"),
+        pytest.param(RedisFanout, socketio.RedisManager, {"_handle_emit"}, id="redis-manager"),
+        pytest.param(FanoutLayer, socketio.RedisManager, set(), id="fanout-layer"),
+        pytest.param(HeadDeadlineHandler, geventwebsocket.handler.WebSocketHandler,
+                     {"handle_one_request", "read_requestline", "read_request"}, id="head-deadline"),
+    ],
+)
+def test_our_subclasses_override_exactly_the_library_methods_they_mean_to(
+    cls: type, library: type, overrides: set[str]
+) -> None:
+    """A library release that adds a method named like one of our own helpers would silently be overridden."""
+    assert {name for name in own_names(cls) if hasattr(library, name)} == overrides
