@@ -35,16 +35,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(REALTIME_SETTINGS=settings)
 
     from realtime import cli
+    from realtime.docs.registry import EventRegistry
     from realtime.extensions import socketio
     from realtime.features import BLUEPRINTS
     from realtime.http import api, health, limits
-    from realtime.redis_checks import warn_if_keys_can_be_evicted
-    from realtime.service_factory import build_services
-    from realtime.sockets.library_hooks import install, install_transport_guards
-    from realtime.docs.registry import EventRegistry
+    from realtime.services.factory import build_services
     from realtime.sockets.catalog import EventCatalog
-    from realtime.sockets.connection import register_connection_handlers
+    from realtime.sockets.connect import register_connection_handlers
     from realtime.sockets.dispatch import register_handlers
+    from realtime.sockets.library_hooks import install, install_transport_guards
+    from realtime.stores.redis.checks import warn_if_keys_can_be_evicted
 
     # First of the request hooks: an oversized body is refused before anything else runs.
     limits.init_app(app, settings.max_payload_bytes)

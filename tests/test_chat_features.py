@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 from flask_socketio import SocketIOTestClient
 
-from realtime.auth.sessions import Profile
 from realtime.extensions import socketio
+from realtime.stores.sessions import Profile
 from tests.conftest import APP_FIXTURES, TokenActions
 
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

@@ -16,7 +16,7 @@ import socketio
 
 from realtime.fanout import wire
 from realtime.fanout.manager import Emit, LocalFanout, PublishError, RedisFanout
-from realtime.recovery import LoggedPacket
+from realtime.stores.recovery import LoggedPacket
 
 
 class FakeQueue:

@@ -14,8 +14,8 @@ from flask import Flask
 from flask_socketio import SocketIOTestClient
 from redis.connection import AbstractConnection
 
-from realtime.broadcaster import Broadcaster, Outgoing
 from realtime.extensions import socketio
+from realtime.fanout.broadcaster import Broadcaster, Outgoing
 from realtime.features.notifications import publish_personal
 from tests.conftest import TokenActions
 from tests.helpers.redis_counter import counting_round_trips

@@ -6,12 +6,13 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from realtime.control_bus import LocalControlBus
 from realtime.errors import ErrorCode, RealtimeError
-from realtime.lua_scripts import ScriptSet
-from realtime.redis_keys import Keys
-from realtime.room_store import MemoryRoomStore, RedisRoomStore, RoomStore
-from realtime.rooms import REVALIDATE_ROOM, AllowAll, RoomManager
+from realtime.services.room_manager import REVALIDATE_ROOM, RoomManager
+from realtime.services.room_rules import AllowAll
+from realtime.stores.control_bus import LocalControlBus
+from realtime.stores.redis.keys import Keys
+from realtime.stores.redis.scripts import ScriptSet
+from realtime.stores.room_index import MemoryRoomStore, RedisRoomStore, RoomStore
 
 DEFAULT_ROOMS = ("user:{userId}", "broadcast:all")
 OPEN_PREFIXES = ("group:", "game:", "party:", "broadcast:")

@@ -177,5 +177,5 @@ def test_heartbeat_does_not_resurrect_a_socket_that_left_during_the_refresh(
     services.lifecycle.beat()
 
     assert services.rooms.count("party:p1").sockets == 0
-    assert services.state.presence(["alice"])[0].is_online is True
+    assert services.presence.presence(["alice"])[0].is_online is True
     assert services.redis.zcard(services.keys.sockets) == 1

@@ -149,10 +149,26 @@ def test_the_validator_does_catch_an_example_that_breaks_its_schema(app: Flask) 
 
 USAGE = """\
 import { io, Socket } from "socket.io-client";
-import type { ClientToServerEvents, ServerToClientEvents, ConnectErrorData } from "./realtime-events";
+import type {
+  AckEnvelope, ChatSentAck, ClientToServerEvents, ConnectErrorData, ErrorCode, RealtimeSocket, ServerToClientEvents,
+} from "./realtime-events";
 
-const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io("http://127.0.0.1:5000", {
-  auth: { token: "t" },
+const socket: RealtimeSocket = io("http://127.0.0.1:5000", { auth: { token: "t" } });
+const plain: Socket<ServerToClientEvents, ClientToServerEvents> = io("http://127.0.0.1:5000", { auth: { token: "t" } });
+plain.emit("chat:message", { roomId: "lobby", content: "hi" });
+plain.emit("chat:join", { roomId: "lobby" }, (ack) => { if (ack.ok) { void ack.data.messages; } });
+socket.emit("chat:message", { roomId: "lobby", content: "hi" });
+socket.emit("presence:status", "away");
+socket.emit("chat:message", { roomId: "lobby", content: "hi" }, (ack) => {
+  const envelope: AckEnvelope<ChatSentAck> = ack;
+  if (ack.ok) {
+    const id: string = ack.data.id;
+    void id;
+  } else {
+    const code: ErrorCode = ack.error.code;
+    void code;
+  }
+  void envelope;
 });
 socket.emit("chat:join", { roomId: "lobby" }, (ack) => {
   if (ack.ok) {
@@ -169,34 +185,125 @@ socket.emit("presence:check", ["bob"], (ack) => {
 });
 socket.emit("presence:status", "away", () => undefined);
 socket.timeout(5000).emit("chat:message", { roomId: "lobby", content: "hi" }, (err, ack) => {
-  void err; void ack;
+  const failure: Error = err;
+  if (ack.ok) { const duplicate: boolean = ack.data.duplicate; void duplicate; }
+  void failure;
 });
+async function requests(): Promise<void> {
+  const sent = await socket.emitWithAck("chat:message", { roomId: "lobby", content: "hi" });
+  if (sent.ok) { const id: string = sent.data.id; void id; }
+  const page = await socket.timeout(5000).emitWithAck("chat:history", { roomId: "lobby", limit: 5 });
+  if (page.ok) { const cursor: string | null = page.data.cursor; void cursor; }
+  const status: AckEnvelope<unknown> = await socket.emitWithAck("presence:status", "busy");
+  void status;
+}
+void requests;
 socket.on("chat:new_message", (message) => { const sender: string = message.senderId; void sender; });
 socket.on("force_logout", (payload) => { const reason: "duplicate_login" | "revoked" = payload.reason; void reason; });
 socket.on("connect_error", (err) => { void (err as Error & { data?: ConnectErrorData }).data; });
 """
+#: Usages tsc must reject: case → (line, what the compiler says about it).
 WRONG = {
-    "number-room-id": 'socket.emit("chat:join", { roomId: 42 }, () => undefined);',
-    "unknown-event": 'socket.emit("chat:teleport", {}, () => undefined);',
-    "bad-status": 'socket.emit("presence:status", { status: "sleeping" }, () => undefined);',
-    "missing-content-type": 'socket.emit("chat:history", { limit: 5 }, () => undefined);',
-    "wrong-listener-type": 'socket.on("chat:new_message", (m) => { const n: number = m.content; void n; });',
+    "number-room-id": (
+        'socket.emit("chat:join", { roomId: 42 }, () => undefined);',
+        "Type 'number' is not assignable to type 'string'",
+    ),
+    "unknown-event": (
+        'socket.emit("chat:teleport", {}, () => undefined);',
+        """Argument of type '"chat:teleport"' is not assignable""",
+    ),
+    "unknown-event-without-ack": (
+        'socket.emit("chat:teleport", { roomId: "lobby" });',
+        """Argument of type '"chat:teleport"' is not assignable""",
+    ),
+    "misspelt-payload-field": (
+        'socket.emit("chat:message", { room: "lobby", content: "hi" });',
+        "'room' does not exist in type 'ChatMessageIn'",
+    ),
+    "bad-status": (
+        'socket.emit("presence:status", { status: "sleeping" }, () => undefined);',
+        """Type '"sleeping"' is not assignable to type '"online" | "away" | "busy"'""",
+    ),
+    "missing-content-type": (
+        'socket.emit("chat:history", { limit: 5 }, () => undefined);',
+        "Property 'roomId' is missing",
+    ),
+    "wrong-listener-type": (
+        'socket.on("chat:new_message", (m) => { const n: number = m.content; void n; });',
+        "Type 'string | null | undefined' is not assignable to type 'number'",
+    ),
+    "ack-data-before-ok": (
+        'socket.emit("chat:join", { roomId: "lobby" }, (ack) => { void ack.data.messages; });',
+        "Property 'data' does not exist on type 'AckEnvelope<ChatHistoryOut>'",
+    ),
+    "ack-data-wrong-type": (
+        'socket.emit("chat:message", { roomId: "x" }, (a) => { if (a.ok) { const n: number = a.data.id; void n; } });',
+        "Type 'string' is not assignable to type 'number'",
+    ),
+    "timeout-without-ack": (
+        'socket.timeout(5000).emit("chat:join", { roomId: "lobby" });',
+        "Expected 3 arguments, but got 2",
+    ),
+    "timeout-ack-without-err": (
+        'socket.timeout(5000).emit("chat:join", { roomId: "lobby" }, (ack) => { void ack.ok; });',
+        "Property 'ok' does not exist on type 'Error'",
+    ),
+    "with-ack-unknown-event": (
+        'void socket.emitWithAck("chat:teleport", {});',
+        """Argument of type '"chat:teleport"' is not assignable""",
+    ),
+    "with-ack-wrong-payload": (
+        'void socket.emitWithAck("chat:join", { roomId: 42 });',
+        "Type 'number' is not assignable to type 'string'",
+    ),
+    "with-ack-result-before-ok": (
+        'void socket.emitWithAck("chat:message", { roomId: "x" }).then((ack) => ack.data.id);',
+        "Property 'data' does not exist on type 'AckEnvelope<ChatSentAck>'",
+    ),
+    "with-ack-result-wrong-type": (
+        'void socket.emitWithAck("chat:message", { roomId: "x" }).then((a) => { if (a.ok) { const n: number = a.data.duplicate; void n; } });',
+        "Type 'boolean' is not assignable to type 'number'",
+    ),
+    "timed-with-ack-result-type": (
+        'void socket.timeout(1).emitWithAck("game:move", { gameId: "g", move: {} }).then((a) => { if (a.ok) { const s: string = a.data.moveCount; void s; } });',
+        "Type 'number' is not assignable to type 'string'",
+    ),
 }
 
 
 def test_types_compile_strictly_and_reject_wrong_payloads(app: Flask) -> None:
     types = app.test_client().get("/ws-docs/types.ts")
     assert types.status_code == 200
-    expect_errors = "".join(f"// @ts-expect-error {name}\n{line}\n" for name, line in WRONG.items())
+    expect_errors = "".join(f"// @ts-expect-error {name}\n{line}\n" for name, (line, _) in WRONG.items())
+    wrong = USAGE + "".join(f"{line}\n" for line, _ in WRONG.values())
+    first_wrong_line = USAGE.count("\n") + 1
+    files = {"realtime-events.ts": types.get_data(as_text=True), "usage.ts": USAGE + expect_errors, "wrong.ts": wrong}
 
-    with typescript_project({"realtime-events.ts": types.get_data(as_text=True), "usage.ts": USAGE + expect_errors}) as folder:
+    with typescript_project(files) as folder:
         compiled = tsc(folder, "usage.ts", "realtime-events.ts")
-        (folder / "wrong.ts").write_text(USAGE + WRONG["number-room-id"] + "\n")
         rejected = tsc(folder, "wrong.ts", "realtime-events.ts")
 
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr
-    assert rejected.returncode != 0
-    assert "Type 'number' is not assignable to type 'string'" in rejected.stdout
+    errors = errors_by_line(rejected.stdout, "wrong.ts")
+    lines = dict(zip(WRONG, range(first_wrong_line, first_wrong_line + len(WRONG)), strict=True))
+    assert sorted(errors) == sorted(lines.values()), rejected.stdout
+    missed = {name: errors[lines[name]] for name, (_, expected) in WRONG.items() if expected not in errors[lines[name]]}
+    assert missed == {}
+
+
+def errors_by_line(output: str, file: str) -> dict[int, str]:
+    """tsc's diagnostics for ``file``: line number → the error text with its indented continuation lines."""
+    errors: dict[int, str] = {}
+    current: int | None = None
+    for text in output.splitlines():
+        if text.startswith(f"{file}("):
+            current = int(text[len(file) + 1:].split(",", 1)[0])
+            errors[current] = errors.get(current, "") + text
+        elif current is not None and text.startswith(" "):
+            errors[current] += "\n" + text
+        else:
+            current = None
+    return errors
 
 
 @pytest.mark.parametrize(("fmt", "check"), [("asyncapi", "asyncapi"), ("ts", "ts")])

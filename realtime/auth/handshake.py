@@ -8,9 +8,9 @@ from typing import Any
 
 import redis
 
-from realtime.auth.sessions import Profile, ProfileCache, SessionCheck, SessionStore
 from realtime.auth.tokens import Claims, TokenService
 from realtime.errors import ErrorCode, RealtimeError
+from realtime.stores.sessions import Profile, ProfileCache, SessionCheck, SessionStore
 
 logger = logging.getLogger(__name__)
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from realtime.docs.registry import DocumentedEvent, EventRegistry
+from realtime.docs.events import DocumentedEvent, EventDocs
 
 ASYNCAPI_VERSION = "2.6.0"
 CATEGORY_DESCRIPTIONS = {
@@ -102,8 +103,24 @@ def _message(event: DocumentedEvent, components: Mapping[str, Any]) -> dict[str,
     }
 
 
-def build_asyncapi(registry: EventRegistry, servers: Mapping[str, Any]) -> dict[str, Any]:
-    """The whole document; ``servers`` maps a name to ``{url, protocol, description?}``."""
+def content_hash(channels: Mapping[str, Any], components: Mapping[str, Any]) -> str:
+    """``sha256:`` and 16 hex digits over the canonical JSON of the channels and components.
+
+    Servers and ``info`` are left out, so the hash names the event contract whatever host serves it; it changes
+    with any event, schema, example or description.
+    """
+    canonical = json.dumps(
+        {"channels": channels, "components": components}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def build_asyncapi(registry: EventDocs, servers: Mapping[str, Any]) -> dict[str, Any]:
+    """The whole document; ``servers`` maps a name to ``{url, protocol, description?}``.
+
+    ``info.version`` is the hand-bumped :data:`realtime.docs.registry.SCHEMA_VERSION`; ``info.x-schema-hash`` is
+    :func:`content_hash`, so two documents with one version and different contents are told apart.
+    """
     components = registry.components
     channels: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -113,12 +130,32 @@ def build_asyncapi(registry: EventRegistry, servers: Mapping[str, Any]) -> dict[
         channel[action] = _operation(event, components)
         messages[operation_key(event)] = _message(event, components)
     security = [{"bearerToken": []}, {"queryToken": []}]
+    document_components = {
+        "schemas": _examples_keyword(copy.deepcopy(components)),
+        "messages": messages,
+        "securitySchemes": {
+            "bearerToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "Authorization: Bearer <JWT> on the handshake request (or auth.token in the "
+                "Socket.IO CONNECT packet).",
+            },
+            "queryToken": {
+                "type": "httpApiKey",
+                "name": "token",
+                "in": "query",
+                "description": "?token=<JWT> on the handshake request.",
+            },
+        },
+    }
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "id": f"urn:{registry.title}:events",
         "info": {
             "title": f"{registry.title} events",
             "version": registry.version,
+            "x-schema-hash": content_hash(channels, document_components),
             "description": HANDSHAKE,
             "contact": {"name": "realtime maintainers"},
             "license": {"name": "MIT", "url": "https://opensource.org/licenses/MIT"},
@@ -128,25 +165,7 @@ def build_asyncapi(registry: EventRegistry, servers: Mapping[str, Any]) -> dict[
         },
         "defaultContentType": "application/json",
         "channels": channels,
-        "components": {
-            "schemas": _examples_keyword(copy.deepcopy(components)),
-            "messages": messages,
-            "securitySchemes": {
-                "bearerToken": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "bearerFormat": "JWT",
-                    "description": "Authorization: Bearer <JWT> on the handshake request (or auth.token in the "
-                    "Socket.IO CONNECT packet).",
-                },
-                "queryToken": {
-                    "type": "httpApiKey",
-                    "name": "token",
-                    "in": "query",
-                    "description": "?token=<JWT> on the handshake request.",
-                },
-            },
-        },
+        "components": document_components,
         "tags": [
             {"name": category, "description": CATEGORY_DESCRIPTIONS.get(category, category)}
             for category in registry.categories()

@@ -6,79 +6,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import cached_property
+from typing import Any
 
-from realtime.docs.json_schema import SchemaComponents, dereference
-from realtime.errors import ERROR_DESCRIPTIONS, ErrorCode
+from realtime.docs.asyncapi import build_asyncapi
+from realtime.docs.events import COMMON_ERRORS, DocumentedEvent
+from realtime.docs.json_schema import SchemaComponents
+from realtime.docs.typescript import build_typescript
 from realtime.sockets.catalog import EventCatalog
 
-#: Failures any client→server event can answer with, whatever its own list says.
-COMMON_ERRORS = (ErrorCode.VALIDATION_ERROR, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL)
-
-Direction = Literal["client_to_server", "server_to_client", "broadcast"]
-
-
-@dataclass
-class DocumentedEvent:
-    """One event as the catalogue, the spec and the types describe it."""
-
-    name: str
-    description: str
-    direction: Direction
-    category: str
-    auth_required: bool
-    room_required: bool
-    payload: dict[str, Any]
-    examples: list[Any]
-    errors: list[ErrorCode]
-    ack: dict[str, Any] | None = None
-    response_events: list[str] = field(default_factory=list)
-    to: str | None = None
-    publishable: bool = False
-    bare_field: str | None = None
-    two_way: bool = False
-
-    def payload_schema(self, components: Mapping[str, Any]) -> dict[str, Any]:
-        """The payload's JSON Schema; with a bare form, ``oneOf`` the object or its single field's value."""
-        if self.bare_field is None:
-            return self.payload
-        name = self.payload["$ref"].rsplit("/", 1)[-1]
-        bare = components[name]["properties"][self.bare_field]
-        return {"oneOf": [self.payload, bare]}
-
-    @property
-    def anchor(self) -> str:
-        """The catalogue's deep-link id: the name, or ``name~server`` for the server side of a two-way name."""
-        return self.name if self.direction == "client_to_server" or not self.two_way else f"{self.name}~server"
-
-    def to_dict(self, components: Mapping[str, Any]) -> dict[str, Any]:
-        """The JSON shape of ``/ws-docs/events``: schemas referenced and also resolved for display."""
-        return {
-            "name": self.name,
-            "anchor": self.anchor,
-            "description": self.description,
-            "direction": self.direction,
-            "category": self.category,
-            "authRequired": self.auth_required,
-            "roomRequired": self.room_required,
-            "payload": self.payload_schema(components),
-            "payloadResolved": dereference(self.payload, dict(components)),
-            "examples": self.examples,
-            "ack": self.ack,
-            "ackResolved": dereference(self.ack, dict(components)) if self.ack else None,
-            "responseEvents": self.response_events,
-            "errors": [{"code": code.value, "description": ERROR_DESCRIPTIONS[code]} for code in self.errors],
-            "to": self.to,
-            "publishable": self.publishable,
-            "bareField": self.bare_field,
-        }
-
+#: The event contract's version, AsyncAPI ``info.version``, bumped by hand in the change that alters an event:
+#: major when ``flask docs diff`` reports a breaking change against the last release's spec, minor for an
+#: additive one, patch for wording. ``info.x-schema-hash`` changes by itself with any content.
+SCHEMA_VERSION = "1.0.0"
 
 class EventRegistry:
     """Documentation of every client→server and server→client event."""
 
-    def __init__(self, catalog: EventCatalog, title: str = "realtime", version: str = "0.1.0") -> None:
+    def __init__(self, catalog: EventCatalog, title: str = "realtime", version: str = SCHEMA_VERSION) -> None:
         self.title = title
         self.version = version
         self._schemas = SchemaComponents()
@@ -159,14 +104,15 @@ class EventRegistry:
         """The event(s) called ``name``: one, or two when the name is used in both directions; empty if unknown."""
         return [event.to_dict(self._components) for event in self.events() if event.name == name]
 
+    @cached_property
+    def schema_hash(self) -> str:
+        """The AsyncAPI document's ``x-schema-hash``: the same for every server URL."""
+        return str(self.generate_asyncapi_spec()["info"]["x-schema-hash"])
+
     def generate_asyncapi_spec(self, servers: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The AsyncAPI 2.6.0 document (see :mod:`realtime.docs.asyncapi`)."""
-        from realtime.docs.asyncapi import build_asyncapi
-
         return build_asyncapi(self, servers or {})
 
     def generate_client_types(self) -> str:
         """TypeScript interfaces for ``socket.io-client`` (see :mod:`realtime.docs.typescript`)."""
-        from realtime.docs.typescript import build_typescript
-
         return build_typescript(self)

@@ -32,12 +32,12 @@ from gevent.event import Event
 from socketio.packet import Packet
 
 from realtime.fanout import wire
-from realtime.recovery import LoggedPacket, RecoveryStore
-from realtime.redis_checks import refused_write
+from realtime.stores.recovery import LoggedPacket, RecoveryStore
+from realtime.stores.redis.checks import refused_write
 
 logger = logging.getLogger(__name__)
 
-#: Rooms of the listener self-probes (:mod:`realtime.probes`); no socket is ever in one.
+#: Rooms of the listener self-probes (:mod:`realtime.cluster.probes`); no socket is ever in one.
 PROBE_ROOM = "__realtime_probe__"
 
 T = TypeVar("T")

@@ -4,7 +4,7 @@
 ``{"method": "emit", "event", "data", "binary", "namespace", "room", "skip_sid", "callback", "host_id"}``,
 where ``data`` is the list of the event's arguments. A listener skips messages whose ``host_id`` is its own
 manager's (it has delivered them already). The servers' managers (:mod:`realtime.fanout.manager`), the
-emitter for other processes (:mod:`realtime.emitter`) and the listener self-probes (:mod:`realtime.probes`)
+emitter for other processes (:mod:`realtime.fanout.emitter`) and the listener self-probes (:mod:`realtime.cluster.probes`)
 all build it here; ``tests/test_library_pins.py`` pins it to what python-socketio publishes and reads.
 """
 from __future__ import annotations

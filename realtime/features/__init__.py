@@ -8,6 +8,6 @@ from realtime.features.party import party
 from realtime.features.presence import presence
 from realtime.features.rooms import rooms
 from realtime.sockets.blueprint import SocketBlueprint
-from realtime.sockets.connection import session
+from realtime.sockets.connect import session
 
 BLUEPRINTS: list[SocketBlueprint] = [session, chat, presence, party, notifications, game, rooms]

@@ -2,15 +2,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
-import redis
-
-from realtime.broadcaster import Outgoing
-from realtime.chat_store import AppendResult, Unsent
 from realtime.errors import ErrorCode, RealtimeError
-from realtime.fanout.manager import PublishError
+from realtime.fanout.broadcaster import Outgoing
 from realtime.schemas.chat import (
     ChatHistoryInSchema,
     ChatHistoryOutSchema,
@@ -24,9 +19,10 @@ from realtime.schemas.chat import (
     ChatTypingOutSchema,
     RoomRefSchema,
 )
-from realtime.services import Services
-from realtime.socket_state import ConnectInfo, ReleaseInfo
+from realtime.services.chat_messages import now_iso, post_message
+from realtime.services.container import Services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
+from realtime.stores.socket_state import ConnectInfo, ReleaseInfo
 
 logger = logging.getLogger(__name__)
 
@@ -80,17 +76,9 @@ chat.emits(
     examples=[{"userId": "bob", "username": "Bob", "isTyping": True, "roomId": "lobby"}],
 )
 
-PREVIEW = 140
-
-
 def chat_room(room_id: str) -> str:
     """The Socket.IO room behind a chat room id."""
     return f"group:{room_id}"
-
-
-def now_iso() -> str:
-    """The current time as ISO-8601 UTC with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _require_member(ctx: EventContext, room_id: str) -> str:
@@ -172,76 +160,9 @@ def leave(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
 )
 def message(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Store the message (once per ``clientId``) and send it to the room; offline members are notified."""
-    room_id = data["roomId"]
-    room = _require_member(ctx, room_id)
-    services = ctx.services
-    created = now_iso()
-    body = {
-        "roomId": room_id,
-        "senderId": ctx.user_id,
-        "sender": ctx.profile.to_dict(),
-        "content": data.get("content"),
-        "type": data["type"],
-        "mediaUrl": data.get("mediaUrl"),
-        "clientId": data.get("clientId"),
-        "createdAt": created,
-    }
-    preview = (data.get("content") or f"[{data['type'].lower()}]")[:PREVIEW]
-    notification = {
-        "type": "chat_message",
-        "title": f"{ctx.profile.username} in {room_id}",
-        "body": preview,
-        "data": {"roomId": room_id, "senderId": ctx.user_id},
-        "createdAt": created,
-    }
-    client_id = data.get("clientId")
-    result = services.chat.append(room_id, body, client_id, notification)
-    if result.duplicate:
-        if result.resend is not None and result.unsent is not None:
-            _send(services, room, client_id, result.resend, result.unsent)
-        return {"id": result.id, "duplicate": True}
-    try:
-        _send(services, room, client_id, {**body, "id": result.id}, Unsent.LOG)
-    finally:
-        # Stored is stored: offline members already have the notification, whatever the fan-out did.
-        services.typing.reset(ctx.sid, room)
-        _push_offline(services, result, notification)
-    return {"id": result.id, "duplicate": False}
-
-
-def _send(services: Services, room: str, client_id: str | None, message: dict[str, Any], unsent: Unsent) -> None:
-    """Send a stored message to its room; when the fan-out fails, mark what it still needs for the retry.
-
-    ``unsent`` is what the message needs: ``LOG`` (a new message) is logged for recovery and published,
-    ``PUBLISH`` (the recovery log holds it from a failed attempt) is published without a new log entry, so
-    that a recovering socket replays it once.
-    """
-    try:
-        if unsent is Unsent.PUBLISH:
-            services.broadcaster.emit_unlogged("chat:new_message", message, to=room)
-        else:
-            services.broadcaster.emit("chat:new_message", message, to=room)
-    except PublishError as exc:
-        if client_id:
-            needs = Unsent.PUBLISH if unsent is Unsent.PUBLISH or exc.logged else Unsent.LOG
-            try:
-                services.chat.mark_unsent(message["roomId"], message["senderId"], client_id, message["id"], needs)
-            except redis.RedisError:
-                logger.warning(
-                    "chat message %s is stored but not sent, and could not be marked for its retry",
-                    message["id"],
-                    exc_info=True,
-                )
-        raise
-
-
-def _push_offline(services: Services, result: AppendResult, notification: dict[str, Any]) -> None:
-    """Hand the offline members of a new message to the push hooks."""
-    if not result.offline_user_ids:
-        return
-    stored = {**notification, "id": f"chat-{result.id}", "data": {**notification["data"], "messageId": result.id}}
-    for hook in services.push_hooks:
-        hook(result.offline_user_ids, stored)
+    room = _require_member(ctx, data["roomId"])
+    message_id, duplicate = post_message(ctx.services, ctx.sid, ctx.user_id, ctx.profile, room, data)
+    return {"id": message_id, "duplicate": duplicate}
 
 
 @chat.event(

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from realtime.errors import ErrorCode, RealtimeError
-from realtime.game_store import turn_of
 from realtime.schemas.game import GameMoveAckSchema, GameMoveInSchema, GameRefSchema, GameStateOutSchema
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
+from realtime.stores.games import turn_of
 
 game = SocketBlueprint("game")
 game.emits(

@@ -5,8 +5,8 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from realtime.broadcaster import Outgoing
 from realtime.errors import ErrorCode
+from realtime.fanout.broadcaster import Outgoing
 from realtime.schemas.notifications import (
     AnnouncementOutSchema,
     MarkReadAckSchema,
@@ -16,9 +16,9 @@ from realtime.schemas.notifications import (
     NotificationsPageSchema,
     UnreadCountOutSchema,
 )
-from realtime.services import Services
-from realtime.socket_state import ConnectInfo
+from realtime.services.container import Services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
+from realtime.stores.socket_state import ConnectInfo
 
 notifications = SocketBlueprint("notifications")
 notifications.emits(
@@ -69,7 +69,7 @@ def publish_personal(services: Services, user_ids: list[str], content: dict[str,
     notification = new_notification(content)
     services.notifications.add(user_ids, notification)
     services.broadcaster.emit_many([Outgoing("notification:new", notification, f"user:{u}") for u in user_ids])
-    offline = [entry.user_id for entry in services.state.presence(user_ids) if not entry.is_online]
+    offline = [entry.user_id for entry in services.presence.presence(user_ids) if not entry.is_online]
     if offline:
         for hook in services.push_hooks:
             hook(offline, notification)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from realtime.broadcaster import Outgoing
 from realtime.errors import ErrorCode, RealtimeError
+from realtime.fanout.broadcaster import Outgoing
 from realtime.schemas.party import (
     PartyMediaOutSchema,
     PartyRefSchema,
@@ -13,9 +13,9 @@ from realtime.schemas.party import (
     PartyViewerOutSchema,
     PartyViewersAckSchema,
 )
-from realtime.services import Services
-from realtime.socket_state import ConnectInfo, ReleaseInfo
+from realtime.services.container import Services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
+from realtime.stores.socket_state import ConnectInfo, ReleaseInfo
 
 party = SocketBlueprint("party")
 party.emits(

@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from realtime.broadcaster import Outgoing
 from realtime.errors import ErrorCode
+from realtime.fanout.broadcaster import Outgoing
 from realtime.schemas.presence import (
     PresenceEntrySchema,
     PresenceListOutSchema,
@@ -13,9 +13,10 @@ from realtime.schemas.presence import (
     PresenceStatusInSchema,
     PresenceUsersInSchema,
 )
-from realtime.services import Services
-from realtime.socket_state import ConnectInfo, ReleaseInfo, iso
+from realtime.services.container import Services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
+from realtime.stores.presence import iso
+from realtime.stores.socket_state import ConnectInfo, ReleaseInfo
 
 presence = SocketBlueprint("presence")
 presence.emits(
@@ -52,7 +53,7 @@ def presence_room(user_id: str) -> str:
 )
 def set_status(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     """Choose online, away or busy; subscribers hear ``presence:update``."""
-    last_seen = ctx.services.state.set_status(ctx.user_id, data["status"])
+    last_seen = ctx.services.presence.set_status(ctx.user_id, data["status"])
     update = {"userId": ctx.user_id, "status": data["status"], "lastSeen": last_seen}
     ctx.services.broadcaster.emit("presence:update", update, to=presence_room(ctx.user_id))
     return update
@@ -103,7 +104,7 @@ def unsubscribe(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
 )
 def check(ctx: EventContext, data: dict[str, Any]) -> list[dict[str, Any]]:
     """Presence of up to 100 users in one pipelined round trip; also sent as ``presence:status_list``."""
-    users = [entry.to_dict() for entry in ctx.services.state.presence(list(dict.fromkeys(data["userIds"])))]
+    users = [entry.to_dict() for entry in ctx.services.presence.presence(list(dict.fromkeys(data["userIds"])))]
     ctx.services.broadcaster.emit_local(ctx.sid, "presence:status_list", {"users": users})
     return users
 

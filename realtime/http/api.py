@@ -12,14 +12,11 @@ from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from realtime.broadcaster import Outgoing
 from realtime.errors import ErrorCode, RealtimeError, failure, ok
+from realtime.fanout.broadcaster import Outgoing
 from realtime.features.notifications import new_notification, publish_personal
-from realtime.game_store import turn_of
 from realtime.http.limits import json_body
 from realtime.identifiers import is_identifier
-from realtime.redis_checks import UNAVAILABLE_ERRORS, log_unavailable, unavailable
-from realtime.rooms import split_room
 from realtime.schemas.api import (
     EmitRequestSchema,
     NotificationRequestSchema,
@@ -27,7 +24,10 @@ from realtime.schemas.api import (
     PartyStatusRequestSchema,
 )
 from realtime.schemas.game import GamePlayersInSchema
-from realtime.services import Services, current_services
+from realtime.services.container import Services, current_services
+from realtime.services.room_rules import split_room
+from realtime.stores.games import turn_of
+from realtime.stores.redis.checks import UNAVAILABLE_ERRORS, log_unavailable, unavailable
 
 logger = logging.getLogger(__name__)
 

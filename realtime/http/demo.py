@@ -4,11 +4,11 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
-from realtime.auth.sessions import Profile
 from realtime.errors import ErrorCode, RealtimeError, failure
 from realtime.http.limits import json_body
 from realtime.identifiers import is_identifier
-from realtime.services import current_services
+from realtime.services.container import current_services
+from realtime.stores.sessions import Profile
 
 bp = Blueprint("demo", __name__, static_folder="../static", static_url_path="/static/realtime")
 

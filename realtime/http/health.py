@@ -7,8 +7,8 @@ import redis
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from realtime.redis_checks import probe_write, refused_write
-from realtime.services import current_services
+from realtime.services.container import current_services
+from realtime.stores.redis.checks import probe_write, refused_write
 
 logger = logging.getLogger(__name__)
 

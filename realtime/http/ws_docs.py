@@ -1,4 +1,4 @@
-"""The event catalogue (seed 000 §19): HTML, AsyncAPI JSON, event JSON and TypeScript types.
+"""The event catalogue (seed 000 §19): HTML, AsyncAPI JSON, event JSON, TypeScript types and the typed client.
 
 Registered only when ``WS_DOCS_ENABLED`` is true (default outside prod); otherwise every route is 404.
 """
@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
+from realtime.docs.client import build_client_dts, build_client_js
 from realtime.docs.registry import EventRegistry
 
 bp = Blueprint("ws_docs", __name__, url_prefix="/ws-docs", static_folder="../static", static_url_path="/static")
@@ -98,6 +99,18 @@ def event(name: str) -> ResponseReturnValue:
 def types() -> ResponseReturnValue:
     """TypeScript interfaces for socket.io-client."""
     return registry().generate_client_types(), 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@bp.get("/client.js")
+def client_js() -> ResponseReturnValue:
+    """The typed client as an ES module (it uses ``window.io`` unless given ``io``)."""
+    return build_client_js(registry()), 200, {"Content-Type": "text/javascript; charset=utf-8"}
+
+
+@bp.get("/client.d.ts")
+def client_dts() -> ResponseReturnValue:
+    """The typed client's declarations."""
+    return build_client_dts(registry()), 200, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def _not_found(message: str) -> ResponseReturnValue:

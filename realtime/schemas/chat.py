@@ -5,7 +5,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from realtime.schemas.fields import STREAM_ID_PATTERN, Identifier, StrictBoolean, validate_stream_id
+from realtime.identifiers import STREAM_ID_PATTERN
+from realtime.schemas.fields import Identifier, StrictBoolean, validate_stream_id
 
 MAX_CONTENT_LENGTH = 4000
 MAX_HISTORY_PAGE = 100

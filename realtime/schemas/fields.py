@@ -5,7 +5,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-from realtime.identifiers import is_identifier
+from realtime.identifiers import is_identifier, is_stream_id
 
 #: The identifier shape as an ECMA-262 pattern, for JSON Schema.
 IDENTIFIER_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
@@ -64,14 +64,9 @@ class BoundedList(fields.List):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-#: A stream id (message id, cursor) as JSON Schema documents it; 19 digits always fit Redis's 64-bit parts.
-STREAM_ID_PATTERN = "^[0-9]{1,19}-[0-9]{1,19}$"
-
-
 def validate_stream_id(value: str) -> None:
-    """``ms-seq``: 1-19 ASCII digits each (exactly :data:`STREAM_ID_PATTERN`)."""
-    ms, sep, seq = value.partition("-")
-    if not sep or not all(p and len(p) <= 19 and p.isascii() and p.isdigit() for p in (ms, seq)):
+    """``ms-seq``: 1-19 ASCII digits each (exactly :data:`realtime.identifiers.STREAM_ID_PATTERN`)."""
+    if not is_stream_id(value):
         raise ValidationError("Must be a message id like 1700000000000-0.")
 
 

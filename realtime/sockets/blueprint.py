@@ -8,11 +8,11 @@ from typing import Any
 from marshmallow import Schema
 from marshmallow import fields as ma_fields
 
-from realtime.auth.sessions import Profile
-from realtime.broadcaster import Outgoing
 from realtime.errors import ErrorCode
-from realtime.services import Services
-from realtime.socket_state import ConnectInfo, ReleaseInfo
+from realtime.fanout.broadcaster import Outgoing
+from realtime.services.container import Services
+from realtime.stores.sessions import Profile
+from realtime.stores.socket_state import ConnectInfo, ReleaseInfo
 
 HandlerFunc = Callable[["EventContext", Any], Any]
 SchemaLike = type[Schema] | Schema | Mapping[str, ma_fields.Field]
@@ -88,7 +88,7 @@ class EventHandler:
 class ServerEvent:
     """One server→client event: its payload schema, what it means, who receives it and examples.
 
-    ``publishable`` events may be sent from outside (HTTP emit API, :class:`realtime.emitter.Emitter`).
+    ``publishable`` events may be sent from outside (HTTP emit API, :class:`realtime.fanout.emitter.Emitter`).
     """
 
     name: str

@@ -11,11 +11,11 @@ from marshmallow import ValidationError
 
 from realtime.errors import ErrorCode, RealtimeError, failure, ok
 from realtime.extensions import socketio
-from realtime.redis_checks import UNAVAILABLE_ERRORS, log_unavailable, unavailable
-from realtime.services import current_services
-from realtime.sockets.server import ack_requested
+from realtime.services.container import Services, current_services
 from realtime.sockets.blueprint import EventContext, EventHandler
 from realtime.sockets.catalog import EventCatalog
+from realtime.sockets.server import ack_requested
+from realtime.stores.redis.checks import UNAVAILABLE_ERRORS, log_unavailable, unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _unknown_event(event: Any, *args: Any) -> dict[str, Any]:
     return answer(name, failure(RealtimeError(ErrorCode.UNKNOWN_EVENT, f"No handler for event {name!r}.")))
 
 
-def _take_token(services: Any, sid: str) -> None:
+def _take_token(services: Services, sid: str) -> None:
     """Rate-limit one event of ``sid``; past RATE_LIMIT_DISCONNECT refusals in a row, disconnect it once.
 
     :raises RealtimeError: ``RATE_LIMITED``.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 import redis
@@ -22,13 +22,12 @@ from socketio import packet as sio_packet
 
 from realtime.auth.handshake import Identity, extract_token
 from realtime.errors import RealtimeError
-from realtime.recovery import RecoveryRecord, ReplayPacket, Restore, offset_before
-from realtime.redis_checks import log_unavailable
-from realtime.socket_state import ConnectInfo
-
-if TYPE_CHECKING:
-    from realtime.services import Services
-    from realtime.sockets.server import ServerCore
+from realtime.identifiers import StreamId, stream_id_before
+from realtime.services.container import Services
+from realtime.sockets.server import ServerCore
+from realtime.stores.recovery import RecoveryRecord, ReplayPacket, Restore
+from realtime.stores.redis.checks import log_unavailable
+from realtime.stores.socket_state import ConnectInfo
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +183,7 @@ def recoverable(reason: str) -> bool:
 def _merge(first: list[ReplayPacket], second: list[ReplayPacket]) -> list[ReplayPacket]:
     seen = {p.offset for p in first}
     merged = list(first) + [p for p in second if p.offset not in seen]
-    merged.sort(key=lambda p: tuple(int(x) for x in p.offset.split("-")))
+    merged.sort(key=lambda p: StreamId.parse(p.offset))
     return merged
 
 
@@ -195,4 +194,4 @@ def _event_packet(core: ServerCore, packet: ReplayPacket) -> Any:
 def _already_replayed(pkt: Any, last: str) -> bool:
     data = pkt.data if isinstance(pkt.data, list) else []
     offset = data[-1] if len(data) >= 3 and isinstance(data[-1], str) else None
-    return offset is not None and not offset_before(last, offset)
+    return offset is not None and not stream_id_before(last, offset)

@@ -28,7 +28,7 @@ import socketio
 from gevent.lock import BoundedSemaphore
 from socketio import packet as sio_packet
 
-from realtime.recovery import offset_before
+from realtime.identifiers import stream_id_before
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class ServerCore:
         last = self.replayed_up_to.get(eio_sid)
         if offset is None or last is None:
             return False
-        if offset_before(last, offset):
+        if stream_id_before(last, offset):
             del self.replayed_up_to[eio_sid]
             return False
         return True

@@ -531,8 +531,8 @@ def test_publish_api_auth_validation_and_games(cluster: Cluster, clients: Client
 
 
 def test_emitter_publishes_validates_and_stores_notifications(cluster: Cluster, clients: Clients) -> None:
-    from realtime.emitter import Emitter
     from realtime.errors import RealtimeError
+    from realtime.fanout.emitter import Emitter
 
     users = mint(cluster, "una", "kate")
     una = clients.connect(users["una"], cluster.a)

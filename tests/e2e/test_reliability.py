@@ -30,7 +30,7 @@ import redis
 import requests
 
 from realtime.config import DEFAULTS
-from realtime.emitter import Emitter
+from realtime.fanout.emitter import Emitter
 from tests.helpers.e2e_cluster import (
     GunicornProcess,
     create_tokens,
@@ -472,7 +472,7 @@ def test_reconnect_to_the_other_server_recovers_sid_pid_missed_packets_and_rooms
 class Pumps:
     """Greenlets (threads under the suite's monkey-patching) publishing ``system:announcement`` to
     ``broadcast:all`` as fast as they can until stopped: through one server's HTTP API, or with the Python
-    :class:`~realtime.emitter.Emitter` straight into Redis; ``sent`` holds the title of every one published."""
+    :class:`~realtime.fanout.emitter.Emitter` straight into Redis; ``sent`` holds the title of every one published."""
 
     def __init__(self, server: GunicornProcess | None = None, count: int = 3, redis_url: str | None = None,
                  pause: float = 0.0) -> None:

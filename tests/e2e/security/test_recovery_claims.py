@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from realtime.recovery import RecoveryRecord
+from realtime.stores.recovery import RecoveryRecord
 from tests.conftest import TokenActions
 from tests.helpers.e2e_cluster import GunicornProcess
 from tests.helpers.e2e_kit import (

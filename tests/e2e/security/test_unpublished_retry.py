@@ -22,8 +22,8 @@ import requests
 from flask import Flask
 from flask_socketio import SocketIOTestClient
 
-from realtime.broadcaster import Broadcaster
 from realtime.extensions import socketio
+from realtime.fanout.broadcaster import Broadcaster
 from realtime.fanout.manager import PublishError
 from tests.conftest import TokenActions
 from tests.helpers.e2e_cluster import GunicornProcess

@@ -1,0 +1,1 @@
+"""The service container handlers read and the factory that builds and wires it."""

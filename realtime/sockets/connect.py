@@ -1,0 +1,128 @@
+"""Connection lifecycle: authenticate, register cluster-wide, run feature hooks; clean up on disconnect."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from flask import request
+from flask_socketio import ConnectionRefusedError
+from flask_socketio import SocketIO as FlaskSocketIO
+
+from realtime.auth.handshake import extract_token
+from realtime.errors import RealtimeError
+from realtime.extensions import socketio
+from realtime.schemas.session import ErrorEventOutSchema, ForceLogoutOutSchema
+from realtime.services.container import current_services
+from realtime.sockets.blueprint import EventContext, SocketBlueprint
+from realtime.sockets.recovery_flow import ConnectPlan, record_for, recoverable, remember, resume
+from realtime.sockets.server import ServerCore
+from realtime.stores.recovery import new_pid
+from realtime.stores.redis.checks import log_unavailable, unavailable
+
+NAMESPACE = "/"
+
+logger = logging.getLogger(__name__)
+
+session = SocketBlueprint("session")
+session.emits(
+    "force_logout",
+    ForceLogoutOutSchema,
+    "Sent to every socket of a session that a newer login of the same user replaced (SESSION_POLICY=single; "
+    "reason duplicate_login) or that was revoked (reason revoked: flask token revoke or DELETE "
+    "/api/v1/sessions/{sid} at once; the session deleted or expired by the login service, or lost by Redis, "
+    "within SESSION_CHECK_INTERVAL); the server disconnects the socket right after (reason io server "
+    "disconnect), so the client does not reconnect by itself. The old token is refused from then on "
+    "(SESSION_REVOKED).",
+    to="every socket of the replaced or revoked session, on any worker",
+    examples=[{"reason": "duplicate_login"}, {"reason": "revoked"}],
+)
+session.emits(
+    "error",
+    ErrorEventOutSchema,
+    "A client→server event failed and the client gave no ack callback: the error member of the envelope "
+    "plus the event name.",
+    to="the socket that sent the failing event",
+    examples=[{"code": "VALIDATION_ERROR", "message": "The payload failed validation.",
+               "fields": {"content": ["Send content, mediaUrl or both."]}, "event": "chat:message"}],
+)
+
+
+def register_connection_handlers(extension: FlaskSocketIO) -> None:
+    """Attach ``connect`` and ``disconnect`` handlers to ``extension``."""
+    extension.on("connect")(on_connect)
+    extension.on("disconnect")(on_disconnect)
+
+
+def on_connect(auth: Any = None) -> None:
+    """Authenticate and register the socket; refusals reach the client as ``connect_error`` ``{code, message}``.
+
+    Round trips: session check (1; for a reconnect with a ``pid`` it also claims the recovery record),
+    registration with rooms, presence and eviction (1), hooks' broadcasts (≤1).
+    """
+    services = current_services()
+    services.lifecycle.ensure_started()
+    sid = request.sid
+    core: ServerCore = socketio.server.core
+    plan: ConnectPlan | None = core.connect_plans.get(socketio.server.manager.eio_sid_from_sid(sid, NAMESPACE))
+    single = services.settings.session_policy == "single"
+    try:
+        if plan is not None:
+            identity = plan.identity
+        else:
+            identity = services.authenticator.authenticate(extract_token(auth, request.headers, request.args))
+        if plan is not None and plan.recovered:
+            pid = plan.restore.record.pid  # type: ignore[union-attr]
+            info = resume(services, core, sid, plan, single)
+        else:
+            pid = new_pid() if services.recovery is not None else ""
+            rooms = services.rooms.default_rooms_for(identity.user_id)
+            info = services.state.connect(sid, identity.user_id, identity.session_id, rooms, single)
+            services.rooms.enter_local(sid, rooms)
+    except RealtimeError as err:
+        logger.info("handshake refused: %s", err.code.value)
+        raise ConnectionRefusedError(err.message, err.to_dict()) from None
+    except redis.RedisError as exc:
+        log_unavailable(logger, "connecting a socket", exc)
+        error = unavailable(exc)
+        raise ConnectionRefusedError(error.message, error.to_dict()) from None
+    if pid:
+        core.pids[sid] = pid
+    services.connections.add(sid, identity, pid)
+    ctx = EventContext(
+        sid=sid, user_id=identity.user_id, session_id=identity.session_id, profile=identity.profile, services=services
+    )
+    outgoing = [message for hook in services.catalog.connect_hooks for message in hook(ctx, info)]
+    try:
+        services.broadcaster.emit_many(outgoing)
+    except redis.RedisError as exc:
+        log_unavailable(logger, "sending a connecting socket's broadcasts", exc)
+    if info.evicted_sessions:
+        logger.info("duplicate login: %d older session(s) logged out", len(info.evicted_sessions))
+    logger.info("socket connected", extra={"sid": sid, "user_id": identity.user_id})
+
+
+def on_disconnect(reason: Any = None) -> None:
+    """Keep a recovery record if the client will be back, release the socket cluster-wide, broadcast what
+    its absence changes (3 round trips at most)."""
+    services = current_services()
+    sid = request.sid
+    services.limiter.forget(sid)
+    services.typing.forget(sid)
+    socketio.server.core.pids.pop(sid, None)
+    removed = services.connections.remove(sid)
+    if removed is None:
+        return
+    identity, pid = removed
+    if services.lifecycle.drained(sid):
+        return
+    if pid and recoverable(str(reason)):
+        if remember(services, [record_for(sid, identity, pid, services.rooms.rooms_of(sid))]):
+            logger.info("socket parked for recovery", extra={"sid": sid, "reason": str(reason)})
+            return
+    try:
+        infos = services.state.release([sid])
+        services.broadcaster.emit_many(services.release_events(infos))
+    except redis.RedisError as exc:
+        log_unavailable(logger, "releasing a closed socket (the reaper will)", exc)
+    logger.info("socket disconnected", extra={"sid": sid, "reason": str(reason)})

@@ -1,0 +1,1 @@
+"""Stores of cluster-wide state, one module per concern: a Protocol, its in-memory and its Redis transport."""

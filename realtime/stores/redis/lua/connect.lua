@@ -1,0 +1,68 @@
+-- Register a socket: liveness, owner, rooms, presence; evict other live sessions of the user; enforce the
+-- per-user socket cap; for a recovered socket, read what was logged after its replay point.
+-- ARGV: prefix, sid, user, session, expiry, now, now_iso, single_session (0|1), control_channel,
+--       max_sockets, recovery_stream ('' = none), replay_after, replay_cap, rooms...
+-- Returns {first_socket (0|1), unread_count, {evicted session ids...}, {{id, event, room, skip, data}...},
+--          {{room, sockets, users, user_first}...}}
+--   or {-1} when the user already has max_sockets live sockets.
+local prefix, sid, user, session = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local expiry, now, now_iso = ARGV[5], ARGV[6], ARGV[7]
+local single, channel, max_sockets = ARGV[8], ARGV[9], tonumber(ARGV[10])
+local stream, replay_after, replay_cap = ARGV[11], ARGV[12], tonumber(ARGV[13])
+
+local user_sockets = k_user_sockets(prefix, user)
+redis.call('ZREMRANGEBYSCORE', user_sockets, '-inf', now)
+local live = redis.call('ZRANGE', user_sockets, 0, -1)
+
+-- Other sessions (parked sockets included: evicting revokes their session so they cannot come back),
+-- and the live sockets that count toward the cap (parked ones are disconnected, so they do not).
+local others, seen, kept = {}, {}, 0
+for _, other in ipairs(live) do
+  if other ~= sid then
+    local fields = redis.call('HMGET', k_socket(prefix, other), 'session', 'parked')
+    local other_session, parked = fields[1], fields[2]
+    if other_session and other_session ~= session and not seen[other_session] then
+      seen[other_session] = true
+      table.insert(others, other_session)
+    end
+    if not parked and (single ~= '1' or other_session == session) then kept = kept + 1 end
+  end
+end
+if kept >= max_sockets then return {-1} end
+
+redis.call('ZADD', k_sockets(prefix), expiry, sid)
+redis.call('HSET', k_socket(prefix, sid), 'user', user, 'session', session)
+redis.call('HDEL', k_socket(prefix, sid), 'parked')
+redis.call('ZADD', user_sockets, expiry, sid)
+local joined = {}
+for i = 14, #ARGV do
+  local counts = room_add(prefix, sid, user, ARGV[i])
+  table.insert(joined, {ARGV[i], counts[1], counts[2], counts[3]})
+end
+
+local first = 0
+if #live == 0 then
+  first = 1
+  redis.call('HSET', k_presence(prefix, user), 'status', 'online', 'lastSeen', now_iso)
+end
+
+local evicted = {}
+if single == '1' and #others > 0 then
+  for _, old in ipairs(others) do
+    redis.call('DEL', k_session(prefix, old))
+    table.insert(evicted, old)
+  end
+  redis.call('PUBLISH', channel, cjson.encode({op = 'logout', sessions = evicted, reason = 'duplicate_login'}))
+end
+
+local missed = {}
+if stream ~= '' then
+  for _, entry in ipairs(redis.call('XRANGE', stream, '(' .. replay_after, '+', 'COUNT', replay_cap)) do
+    local f = {}
+    for j = 1, #entry[2], 2 do f[entry[2][j]] = entry[2][j + 1] end
+    table.insert(missed, {entry[1], f.e, f.r, f.s, f.d})
+  end
+end
+
+local unread = redis.call('SCARD', k_unread(prefix, user))
+return {first, unread, evicted, missed, joined}
