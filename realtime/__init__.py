@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 
 from realtime.config import Settings, load_settings
-from realtime.log_setup import configure_logging
+from realtime.log_setup import ClientFaultFilter, configure_logging
 
 __all__ = ["create_app"]
 
@@ -80,9 +80,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _library_logger(name: str) -> logging.Logger:
-    """A transport library's logger at WARNING, propagating to our handler."""
+    """A transport library's logger at WARNING, propagating to our handler; a client's bad request is a
+    WARNING there, not an ERROR (:class:`realtime.log_setup.ClientFaultFilter`)."""
     library = logging.getLogger(name)
     library.setLevel(logging.WARNING)
+    if not any(isinstance(existing, ClientFaultFilter) for existing in library.filters):
+        library.addFilter(ClientFaultFilter())
     return library
 
 

@@ -36,6 +36,24 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+#: How python-engineio's ``_log_error_once`` ends the first report of a client's bad request (an unknown or
+#: closed session, a refused origin, a wrong transport); tests/test_library_pins.py pins the text.
+ENGINEIO_ONCE_SUFFIX = "(further occurrences of this error will be logged with level INFO)"
+
+
+class ClientFaultFilter(logging.Filter):
+    """Report python-engineio's first "bad request from a client" line as a WARNING, not an ERROR.
+
+    Those lines describe what a client sent (a poll racing its own session's close, a refused origin), which
+    the server answers with a 400; at ERROR they would page an operator for a client's race.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.getMessage().endswith(ENGINEIO_ONCE_SUFFIX):
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        return True
+
+
 class ScrubbingFormatter(logging.Formatter):
     """Text lines whose every part, tracebacks included, is scrubbed."""
 

@@ -261,3 +261,27 @@ def test_our_subclasses_override_exactly_the_library_methods_they_mean_to(
 ) -> None:
     """A library release that adds a method named like one of our own helpers would silently be overridden."""
     assert {name for name in own_names(cls) if hasattr(library, name)} == overrides
+
+
+def test_engineio_reports_a_clients_bad_request_once_at_error_with_the_suffix_our_filter_reads() -> None:
+    """``realtime.log_setup.ClientFaultFilter`` recognises python-engineio's first report by its suffix."""
+    from realtime.log_setup import ENGINEIO_ONCE_SUFFIX
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("pin.engineio")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(Keep())
+    server = engineio.Server(logger=logger)
+    server._log_error_once("Invalid session abc", "bad-sid")
+    server._log_error_once("Invalid session abc", "bad-sid")
+    reports = [r for r in records if r.getMessage().startswith("Invalid session abc")]
+    assert [(r.levelno, r.getMessage().endswith(ENGINEIO_ONCE_SUFFIX)) for r in reports] == [
+        (logging.ERROR, True),
+        (logging.INFO, False),
+    ]

@@ -378,12 +378,7 @@ def server_errors(servers: tuple[GunicornProcess, ...], starts: Mapping[str, int
     found = []
     for server in servers:
         new = server.log_text()[starts[server.name] :]
-        bad = [
-            line for line in new.splitlines() if re.search(r"\b(ERROR|CRITICAL)\b|^Traceback", line)
-            # python-engineio logs its first origin refusal at ERROR (later ones at INFO): a refused
-            # client, not a server fault.
-            and "is not an accepted origin" not in line
-        ]
+        bad = [line for line in new.splitlines() if re.search(r"\b(ERROR|CRITICAL)\b|^Traceback", line)]
         if bad:
             found.append(f"server {server.name} logged errors:\n{new[-4000:]}")
     return "\n".join(found)
