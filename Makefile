@@ -8,7 +8,7 @@ APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
 export PORT
 
-.PHONY: run test bench install install-test tools redis-server node-tools browser clean
+.PHONY: run test bench bench-node-tools bench-storm install install-test tools redis-server node-tools browser clean
 
 run: install
 	@echo "realtime: serving the embedded default (no Redis) on http://127.0.0.1:$(PORT)/"
@@ -21,10 +21,19 @@ run: install
 test: install-test tools
 	$(PY) -m pytest
 
-# Run by hand (figures, not pass/fail): see bench/README.md.
-BENCH_ARGS ?= --sockets 2000
-bench: install-test redis-server node-tools
-	$(PY) bench/reconnect_storm.py $(BENCH_ARGS)
+# Run by hand (figures, not pass/fail): see bench/README.md. `make bench` compares realtime with a reference
+# Node Socket.IO server (scenario a, 1 worker); BENCH_ARGS picks another, e.g. "--scenario d --clients 2000".
+BENCH_ARGS ?= --scenario a --repeat 1
+bench: install-test redis-server bench-node-tools
+	$(PY) bench/side_by_side.py $(BENCH_ARGS)
+
+bench-node-tools: bench/node/node_modules/.package-lock.json
+bench/node/node_modules/.package-lock.json: bench/node/package.json bench/node/package-lock.json
+	cd bench/node && npm ci --no-audit --no-fund --loglevel=error
+
+STORM_ARGS ?= --sockets 2000
+bench-storm: install-test redis-server node-tools
+	$(PY) bench/reconnect_storm.py $(STORM_ARGS)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

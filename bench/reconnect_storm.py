@@ -48,7 +48,7 @@ from support import (
     BenchRedis,
     BenchServer,
     free_port,
-    overlay_env,
+    mint_tokens,
 )
 
 NODE_SCRIPT = Path(__file__).resolve().parent / "storm_clients.js"
@@ -453,29 +453,6 @@ def scan_log(path: Path, start: int = 0, end: int | None = None) -> dict[str, An
     return {"file": str(path), "lines": len(text.splitlines()), "counts": counts, "excerpts": excerpts}
 
 
-def mint_tokens(env: dict[str, str | None], user_ids: list[str], timeout: float = 180.0) -> list[str]:
-    """One ``flask --app wsgi token create`` call for every user id (sessions are written in pipelines)."""
-    flask = REPO_ROOT / ".venv" / "bin" / "flask"
-    if not flask.is_file():
-        flask = Path(sys.executable).parent / "flask"
-    result = subprocess.run(
-        [str(flask), "--app", "wsgi", "token", "create", *user_ids],
-        cwd=REPO_ROOT,
-        env=overlay_env(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    tokens = [line.strip() for line in result.stdout.splitlines() if line.strip()]
-    if result.returncode != 0 or len(tokens) != len(user_ids):
-        raise BenchError(
-            f"flask token create failed (exit {result.returncode}, {len(tokens)} tokens for {len(user_ids)} ids):\n"
-            f"{result.stderr[-2000:]}"
-        )
-    return tokens
-
-
 SERVER_PATHS = ("realtime/", "templates/", "wsgi.py", "gunicorn.conf.py", "setup.cfg", "pyproject.toml")
 
 
@@ -550,7 +527,7 @@ def _to_int_term(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run(args: argparse.Namespace, summary: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0915 - one scenario
+def run(args: argparse.Namespace, summary: dict[str, Any]) -> dict[str, Any]:
     """The whole scenario; ``summary`` is filled as it goes (so a failed run still reports what it saw)."""
     n = args.sockets
     summary |= {
@@ -861,16 +838,16 @@ def render_text(s: dict[str, Any]) -> str:
                 f"(n={d['count']})")
 
     lines = [
-        f"reconnect storm  {s['date']}  cpus={s['machine']['cpus']} mem={s['machine']['mem_gib']}GiB  "
+        (f"reconnect storm  {s['date']}  cpus={s['machine']['cpus']} mem={s['machine']['mem_gib']}GiB  "
         f"mode={s['workers_mode']} transport={s['transport']} rooms={s['rooms']} batch={s['batch_size']} "
         f"client_retry={s.get('client_retry')} GRACEFUL_TIMEOUT={s.get('graceful_timeout')} "
-        f"SHUTDOWN_TIMEOUT={s.get('shutdown_timeout')}",
+        f"SHUTDOWN_TIMEOUT={s.get('shutdown_timeout')}"),
         f"client: {s.get('client')}  RLIMIT_NOFILE: {s.get('nofile')}",
-        f"server code: HEAD {s.get('server_code', {}).get('head')}, "
+        (f"server code: HEAD {s.get('server_code', {}).get('head')}, "
         f"{s.get('server_code', {}).get('server_files_changed')} server file(s) changed "
-        f"{s.get('server_code', {}).get('changed')}",
-        f"load average at start {s.get('loadavg_start')}, at end {s.get('loadavg_end')} (other work on the machine "
-        "skews the figures)",
+        f"{s.get('server_code', {}).get('changed')}"),
+        (f"load average at start {s.get('loadavg_start')}, at end {s.get('loadavg_end')} (other work on the machine "
+        "skews the figures)"),
         f"logs: {s.get('log_dir')}",
         f"complete: {s.get('complete')}",
         "",
@@ -900,12 +877,12 @@ def render_text(s: dict[str, Any]) -> str:
     if st:
         lines += [
             f"all reconnected              {st['all_reconnected']}",
-            f"restart -> all reconnected   {st['restart_to_all_back_s']} s (from SIGTERM {st['sigterm_to_all_back_s']} s, "
-            f"from healthy {st['healthy_to_all_back_s']} s)",
-            f"disconnected / reconnected   {st['disconnected']} / {st['reconnected']} (back in room {st['rejoined']}, "
-            f"connected now {st['connected_now']})",
-            f"recovered (socket.recovered) {st['recovered']} at first reconnect, {st['recovered_now']} on the "
-            f"connection held at the end",
+            (f"restart -> all reconnected   {st['restart_to_all_back_s']} s (from SIGTERM {st['sigterm_to_all_back_s']} s, "
+            f"from healthy {st['healthy_to_all_back_s']} s)"),
+            (f"disconnected / reconnected   {st['disconnected']} / {st['reconnected']} (back in room {st['rejoined']}, "
+            f"connected now {st['connected_now']})"),
+            (f"recovered (socket.recovered) {st['recovered']} at first reconnect, {st['recovered_now']} on the "
+            f"connection held at the end"),
             f"  reconnected before old A exited {st['reconnected_before_old_exit']} (to the draining process)",
             f"  disconnect after SIGTERM   {fmt_dist(st['disconnect_after_sigterm'])}",
             f"  per-socket outage          {fmt_dist(st['per_socket_outage'])}",

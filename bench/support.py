@@ -193,3 +193,120 @@ class BenchServer:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             return self.process.wait()
+
+
+def mint_tokens(env: Mapping[str, str | None], user_ids: list[str], timeout: float = 300.0) -> list[str]:
+    """One ``flask --app wsgi token create`` call for every user id (sessions are written in pipelines).
+
+    The sessions land in the Redis of ``env['REDIS_URL']``; the tokens are signed with ``env['JWT_SECRET']``.
+    """
+    result = subprocess.run(
+        [str(venv_bin("flask")), "--app", "wsgi", "token", "create", *user_ids],
+        cwd=REPO_ROOT, env=overlay_env(env), capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    tokens = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    if result.returncode != 0 or len(tokens) != len(user_ids):
+        raise BenchError(
+            f"flask token create failed (exit {result.returncode}, {len(tokens)} tokens for {len(user_ids)} ids):\n"
+            f"{result.stderr[-2000:]}"
+        )
+    return tokens
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of ``pid`` in seconds, from ``/proc/<pid>/stat`` (None when it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss_kb(pid: int) -> int | None:
+    """``VmRSS`` of ``pid`` in KiB (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def proc_children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (one scan of ``/proc``): a gunicorn master's workers."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+class NodeReference:
+    """``node bench/node/reference_server.js`` on ``127.0.0.1:port``: the reference Socket.IO server.
+
+    Same shape as :class:`BenchServer` (``pid``, ``start``, ``stop``), its output in ``log_path``, its own
+    process group.
+    """
+
+    SCRIPT = Path(__file__).resolve().parent / "node" / "reference_server.js"
+
+    def __init__(self, port: int, env: Mapping[str, str | None], run_dir: Path, name: str) -> None:
+        self.port = port
+        self.name = name
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = run_dir / f"node-{name}-{port}.log"
+        self.env = overlay_env({**env, "PORT": str(port)})
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The Node process's pid."""
+        if self.process is None:
+            raise BenchError(f"node {self.name} is not started")
+        return self.process.pid
+
+    def start(self, timeout: float = 30.0) -> NodeReference:
+        """Spawn it and return once ``GET /healthz`` answers 200."""
+        if not (self.SCRIPT.parent / "node_modules" / "socket.io").is_dir():
+            raise BenchError(f"{self.SCRIPT.parent}/node_modules is missing: run `make bench` (npm ci in bench/node)")
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                ["node", str(self.SCRIPT)], cwd=REPO_ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise BenchError(f"node {self.name} on port {self.port} exited; see {self.log_path}")
+            with contextlib.suppress(requests.RequestException):
+                answer = requests.get(f"{self.url}/healthz", timeout=1.0, headers={"Connection": "close"})
+                if answer.status_code == 200:
+                    return self
+            if time.monotonic() > deadline:
+                raise BenchError(f"node {self.name} not healthy within {timeout}s; see {self.log_path}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, wait up to ``timeout`` s, then SIGKILL its process group; the exit code."""
+        if self.process is None:
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait()

@@ -19,6 +19,7 @@ from tests.helpers.node_tools import typescript_project
 
 PACKAGE_USAGE = """\
 import { createClient, RealtimeError, SCHEMA_VERSION } from "realtime-client";
+import { useRoom } from "realtime-client/react";
 
 const client = createClient("http://127.0.0.1:9", { token: "t" });
 client.request("chat:message", { roomId: "lobby", content: "hi" }).then((sent) => {
@@ -29,6 +30,7 @@ const version: string = SCHEMA_VERSION;
 void version;
 // @ts-expect-error unknown event
 client.request("chat:nope", {});
+export function Count(): number { return useRoom("lobby").messages.length; }
 """
 
 #: Imports the installed package in Node and drives it without a server: the socket.io-client binding,
@@ -91,6 +93,20 @@ def test_docs_serve_the_client_and_its_declarations(app: Flask) -> None:
     assert '"chat:message": { payload: ChatMessageIn; result: ChatSentAck };' in declarations
     assert '"chat:new_message": ChatMessageOut;' in declarations
     assert "export interface RealtimeClient" in declarations
+
+
+def test_docs_serve_the_react_bindings(app: Flask) -> None:
+    client = app.test_client()
+    js = client.get("/ws-docs/client-react.js")
+    dts = client.get("/ws-docs/client-react.d.ts")
+
+    assert js.status_code == 200 and js.mimetype == "text/javascript"
+    assert dts.status_code == 200 and dts.mimetype == "text/plain"
+    text = js.get_data(as_text=True)
+    for hook in ("RealtimeProvider", "useConnectionState", "useEvent", "useRoom", "usePresence"):
+        assert f"export function {hook}(" in text
+    assert 'from "react"' in text
+    assert 'from "./client.js"' in dts.get_data(as_text=True)
 
 
 def test_served_module_imports_in_node(app: Flask, tmp_path: Path) -> None:
@@ -180,7 +196,9 @@ def test_exported_folder_packs_installs_typechecks_and_runs(app: Flask, tmp_path
     assert package["name"] == "realtime-client"
     assert package["types"] == "./index.d.ts"
     assert package["exports"]["."] == {"types": "./index.d.ts", "default": "./index.js"}
+    assert package["exports"]["./react"] == {"types": "./react.d.ts", "default": "./react.js"}
     assert "socket.io-client" in package["peerDependencies"]
+    assert package["peerDependenciesMeta"] == {"react": {"optional": True}}  # the core runs without React
 
     packed = subprocess.run(
         [str(shutil.which("npm")), "pack", "--json", "--pack-destination", str(tmp_path)],
@@ -189,7 +207,7 @@ def test_exported_folder_packs_installs_typechecks_and_runs(app: Flask, tmp_path
     assert packed.returncode == 0, packed.stderr
     report = json.loads(packed.stdout)[0]
     assert sorted(f["path"] for f in report["files"]) == [
-        "client.d.ts", "client.js", "index.d.ts", "index.js", "package.json"
+        "client.d.ts", "client.js", "index.d.ts", "index.js", "package.json", "react.d.ts", "react.js"
     ]
 
     with typescript_project({"usage.ts": PACKAGE_USAGE, "run.mjs": PACKAGE_RUN}) as project:

@@ -1,8 +1,9 @@
 """The typed client's declarations under ``tsc --strict``: example usages compile, wrong ones are rejected.
 
-``/ws-docs/client.d.ts`` is compiled next to usage code in a scratch folder of ``tests/node`` (pinned
-TypeScript); every wrong usage sits under ``@ts-expect-error``, so tsc fails if one of them compiles, and
-compiled without it, each wrong line fails with its own error.
+``/ws-docs/client.d.ts`` and the React bindings' ``/ws-docs/client-react.d.ts`` are compiled next to usage
+code in a scratch folder of ``tests/node`` (pinned TypeScript and ``@types/react``); every wrong usage sits
+under ``@ts-expect-error``, so tsc fails if one of them compiles, and compiled without it, each wrong line
+fails with its own error.
 """
 from __future__ import annotations
 
@@ -87,29 +88,96 @@ EXPECTED = {
     "unknown-state": "have no overlap",
 }
 
+#: The React bindings (``/ws-docs/client-react.d.ts`` saved as ``react.d.ts``) in use, without JSX.
+HOOKS_USAGE = """\
+import { createElement } from "react";
+import { createClient, RealtimeClient } from "./client";
+import { RealtimeProvider, useConnectionState, useEvent, useRoom, usePresence, useRealtimeClient,
+  Room, RoomMessage, Presence } from "./react";
 
-def declarations(app: Flask) -> str:
-    response = app.test_client().get("/ws-docs/client.d.ts")
+const client: RealtimeClient = createClient("https://chat.example", { token: "jwt" });
+
+function Chat({ roomId, people }: { roomId: string; people: string[] }): null {
+  const state = useConnectionState();
+  const offline: boolean = state.status === "offline" || state.status === "reconnecting";
+  const room: Room = useRoom(roomId);
+  const last: RoomMessage | undefined = room.messages[room.messages.length - 1];
+  const author: string | undefined = last?.sender.username;
+  const typing: string[] = room.typing.map((user) => user.username);
+  if (room.status === "failed" && room.error?.code === "FORBIDDEN") console.log(room.error.message);
+  room.send("hi").then((ack) => { const id: string = ack.id; void id; });
+  room.send({ content: "look", type: "IMAGE", mediaUrl: "https://img.example/1.png" });
+  room.setTyping(true).then((ack) => { const sent: boolean = ack.sent; void sent; });
+  const presence = usePresence(people);
+  const alice: Presence | undefined = presence["alice"];
+  const online: boolean | undefined = alice?.isOnline;
+  useEvent("chat:user_typing", (t) => { const isTyping: boolean = t.isTyping; void isTyping; });
+  useEvent("force_logout", (e) => { const reason: "duplicate_login" | "revoked" = e.reason; void reason; });
+  const same: RealtimeClient = useRealtimeClient();
+  void offline; void author; void typing; void online; void same;
+  return null;
+}
+
+const app = createElement(RealtimeProvider, { client, messageLimit: 200, typingTimeout: 5000 },
+  createElement(Chat, { roomId: "lobby", people: ["alice", "bob"] }));
+void app;
+"""
+
+#: One wrong use of the hooks per line; each must be a compile error.
+HOOKS_WRONG = {
+    "unknown-event": 'useEvent("chat:teleported", () => undefined);',
+    "wrong-payload-field": 'useEvent("chat:user_typing", (t) => t.typingNow);',
+    "wrong-payload-type": 'useEvent("chat:new_message", (m) => { const n: number = m.id; });',
+    "send-wrong-content": 'useRoom("lobby").send({ content: 42 });',
+    "send-result-use": 'useRoom("lobby").send("hi").then((ack) => { const n: number = ack.id; });',
+    "typing-not-boolean": 'useRoom("lobby").setTyping("yes");',
+    "presence-field": 'usePresence(["alice"])["alice"]?.online;',
+    "room-status": 'if (useRoom("lobby").status === "left") console.log("never");',
+    "provider-without-client": "createElement(RealtimeProvider, {});",
+}
+
+HOOKS_EXPECTED = {
+    "unknown-event": "not assignable to parameter of type",
+    "wrong-payload-field": "Property 'typingNow' does not exist on type 'ChatTypingOut'",
+    "wrong-payload-type": "Type 'string' is not assignable to type 'number'",
+    "send-wrong-content": "Type 'number' is not assignable to type 'string'",
+    "send-result-use": "Type 'string' is not assignable to type 'number'",
+    "typing-not-boolean": "not assignable to parameter of type 'boolean'",
+    "presence-field": "Property 'online' does not exist",
+    "room-status": "have no overlap",
+    "provider-without-client": "Property 'client' is missing",
+}
+
+
+def served(app: Flask, path: str) -> str:
+    response = app.test_client().get(path)
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     return response.get_data(as_text=True)
 
 
-def test_client_usage_compiles_and_every_wrong_use_is_rejected(app: Flask) -> None:
-    expect_errors = "".join(f"// @ts-expect-error {name}\n{line}\n" for name, line in WRONG.items())
+def declarations(app: Flask) -> dict[str, str]:
+    """The client's and the React bindings' declarations, saved side by side as a consumer would."""
+    return {"client.d.ts": served(app, "/ws-docs/client.d.ts"), "react.d.ts": served(app, "/ws-docs/client-react.d.ts")}
 
-    with typescript_project({"client.d.ts": declarations(app), "usage.ts": USAGE + expect_errors}) as folder:
+
+def compiles_with_expected_errors(app: Flask, usage: str, wrong: dict[str, str]) -> None:
+    """``usage`` plus every wrong line under ``@ts-expect-error`` compiles."""
+    expect_errors = "".join(f"// @ts-expect-error {name}\n{line}\n" for name, line in wrong.items())
+
+    with typescript_project({**declarations(app), "usage.ts": usage + expect_errors}) as folder:
         compiled = tsc(folder, "usage.ts")
 
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr
 
 
-def test_each_wrong_usage_fails_with_its_own_error(app: Flask) -> None:
-    first = USAGE.count("\n") + 1
-    lines = {first + index: name for index, name in enumerate(WRONG)}
-    wrong = USAGE + "".join(f"{WRONG[name]}\n" for name in WRONG)
+def fails_line_by_line(app: Flask, usage: str, wrong: dict[str, str], expected: dict[str, str]) -> None:
+    """``usage`` plus the wrong lines, bare: each wrong line fails with its expected error, nothing else fails."""
+    first = usage.count("\n") + 1
+    lines = {first + index: name for index, name in enumerate(wrong)}
+    source = usage + "".join(f"{wrong[name]}\n" for name in wrong)
 
-    with typescript_project({"client.d.ts": declarations(app), "wrong.ts": wrong}) as folder:
+    with typescript_project({**declarations(app), "wrong.ts": source}) as folder:
         rejected = tsc(folder, "wrong.ts")
 
     assert rejected.returncode != 0
@@ -118,5 +186,21 @@ def test_each_wrong_usage_fails_with_its_own_error(app: Flask) -> None:
         name = lines.get(int(match[1]))
         assert name is not None, f"an error outside the wrong lines: {match[0]}"
         errors[name] = errors.get(name, "") + match[2]
-    for name, expected in EXPECTED.items():
-        assert expected in errors.get(name, ""), (name, errors.get(name), rejected.stdout)
+    for name, text in expected.items():
+        assert text in errors.get(name, ""), (name, errors.get(name), rejected.stdout)
+
+
+def test_client_usage_compiles_and_every_wrong_use_is_rejected(app: Flask) -> None:
+    compiles_with_expected_errors(app, USAGE, WRONG)
+
+
+def test_each_wrong_usage_fails_with_its_own_error(app: Flask) -> None:
+    fails_line_by_line(app, USAGE, WRONG, EXPECTED)
+
+
+def test_hooks_usage_compiles_and_every_wrong_use_is_rejected(app: Flask) -> None:
+    compiles_with_expected_errors(app, HOOKS_USAGE, HOOKS_WRONG)
+
+
+def test_each_wrong_hooks_usage_fails_with_its_own_error(app: Flask) -> None:
+    fails_line_by_line(app, HOOKS_USAGE, HOOKS_WRONG, HOOKS_EXPECTED)

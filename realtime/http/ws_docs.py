@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
-from realtime.docs.client import build_client_dts, build_client_js
+from realtime.docs.client import build_client_dts, build_client_js, react_dts, react_js
 from realtime.docs.registry import EventRegistry
 
 bp = Blueprint("ws_docs", __name__, url_prefix="/ws-docs", static_folder="../static", static_url_path="/static")
@@ -111,6 +111,18 @@ def client_js() -> ResponseReturnValue:
 def client_dts() -> ResponseReturnValue:
     """The typed client's declarations."""
     return build_client_dts(registry()), 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@bp.get("/client-react.js")
+def client_react_js() -> ResponseReturnValue:
+    """The client's React bindings as an ES module (it imports ``react``: for a bundler or an import map)."""
+    return react_js(), 200, {"Content-Type": "text/javascript; charset=utf-8"}
+
+
+@bp.get("/client-react.d.ts")
+def client_react_dts() -> ResponseReturnValue:
+    """The React bindings' declarations (they import ``./client.js``: save them beside ``client.d.ts``)."""
+    return react_dts(), 200, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def _not_found(message: str) -> ResponseReturnValue:

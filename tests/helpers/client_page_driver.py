@@ -5,10 +5,13 @@ answers one JSON command per stdin line with one JSON line on stdout, so that th
 and restart servers, mint and revoke tokens. It runs outside gevent, like every Playwright process here
 (see :mod:`tests.helpers.browser`). Commands:
 
-- ``{"op": "open", "page": label, "origin": url, "routeWebSockets": bool}``: a page on the server's origin
-  (its ``/healthz``) into which the vendored ``socket.io-client`` bundle and ``/ws-docs/client.js`` (as
-  ``window.rt``) are loaded. With ``routeWebSockets`` its
-  WebSockets pass through Playwright, so ``drop_ack`` can lose a frame.
+- ``{"op": "open", "page": label, "origin": url, "routeWebSockets": bool, "context": name}``: a page on the
+  server's origin (its ``/healthz``) into which the vendored ``socket.io-client`` bundle and
+  ``/ws-docs/client.js`` (as ``window.rt``) are loaded. With ``routeWebSockets`` its
+  WebSockets pass through Playwright, so ``drop_ack`` can lose a frame. Pages of the same ``context``
+  (default ``"main"``) share one browser context; a new name opens a new one (another browser profile).
+- ``{"op": "close_context", "context": name}``: close that browser context with its pages, as a user
+  closing the browser would.
 - ``{"op": "eval", "page": label, "js": function source, "arg": value}``: ``page.evaluate`` (promises awaited).
 - ``{"op": "wait", "page": label, "js": predicate source, "arg": value, "timeout": ms}``: ``wait_for_function``.
 - ``{"op": "drop_ack", "page": label, "close": bool}``: the next ack frame from the server is not delivered;
@@ -24,12 +27,21 @@ import traceback
 from queue import Empty, Queue
 from typing import Any
 
-from playwright.sync_api import Page, WebSocketRoute, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    WebSocketRoute,
+    sync_playwright,
+)
 
 from tests.helpers.browser import launch
 
 #: Loads the client module into ``window.rt`` once the vendored socket.io-client bundle is on the page.
 LOAD_CLIENT = "() => import('/ws-docs/client.js').then((module) => { window.rt = module; })"
+
+#: The browser context of pages opened without a ``context`` name.
+MAIN_CONTEXT = "main"
 
 #: Engine.IO message (4) carrying a Socket.IO ACK packet (3) of the default namespace.
 ACK_PREFIX = "43"
@@ -81,11 +93,12 @@ def commands(queue: Queue[str | None]) -> None:
 
 def main() -> int:
     pages: dict[str, DriverPage] = {}
+    contexts: dict[str, BrowserContext] = {}
     lines: Queue[str | None] = Queue()
     threading.Thread(target=commands, args=(lines,), daemon=True).start()
     with sync_playwright() as playwright:
         browser = launch(playwright)
-        context = browser.new_context()
+        context = contexts[MAIN_CONTEXT] = browser.new_context()
         idle = context.new_page()  # Playwright dispatches events (routed WebSocket frames) only inside its calls
         try:
             while True:
@@ -100,7 +113,7 @@ def main() -> int:
                     continue
                 command = json.loads(line)
                 try:
-                    value = run(context, pages, command)
+                    value = run(browser, contexts, pages, command)
                     reply: dict[str, Any] = {"ok": True, "value": value}
                 except Exception as exc:  # noqa: BLE001 - reported to the test as JSON
                     traceback.print_exc()
@@ -109,15 +122,23 @@ def main() -> int:
                     reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "problems": problems}
                 print(json.dumps(reply, default=repr), flush=True)
         finally:
-            context.close()
+            for opened in contexts.values():
+                opened.close()
             browser.close()
     return 0
 
 
-def run(context: Any, pages: dict[str, DriverPage], command: dict[str, Any]) -> Any:
+def run(browser: Browser, contexts: dict[str, BrowserContext], pages: dict[str, DriverPage],
+        command: dict[str, Any]) -> Any:
     op = command["op"]
+    if op == "close_context":
+        contexts.pop(command["context"]).close()
+        return None
     if op == "open":
-        page = context.new_page()
+        name = command.get("context", MAIN_CONTEXT)
+        if name not in contexts:
+            contexts[name] = browser.new_context()
+        page = contexts[name].new_page()
         driver = DriverPage(page)
         pages[command["page"]] = driver
         origin = command["origin"].rstrip("/")
@@ -141,7 +162,7 @@ def run(context: Any, pages: dict[str, DriverPage], command: dict[str, Any]) -> 
         return None
     if op == "problems":
         return driver.problems
-    raise ValueError(f"unknown op {op!r}; use open, eval, wait, drop_ack or problems")
+    raise ValueError(f"unknown op {op!r}; use open, close_context, eval, wait, drop_ack or problems")
 
 
 if __name__ == "__main__":

@@ -84,9 +84,14 @@ class ClientPages:
             )
         return reply["value"]
 
-    def open(self, label: str, origin: str, route_websockets: bool = False) -> None:
-        """A page on ``origin`` with ``window.rt`` (the client module) loaded."""
-        self.command({"op": "open", "page": label, "origin": origin, "routeWebSockets": route_websockets})
+    def open(self, label: str, origin: str, route_websockets: bool = False, context: str = "main") -> None:
+        """A page on ``origin`` with ``window.rt`` (the client module) loaded, in browser context ``context``."""
+        command = {"op": "open", "page": label, "origin": origin, "routeWebSockets": route_websockets, "context": context}
+        self.command(command)
+
+    def close_context(self, context: str) -> None:
+        """Close browser context ``context`` and its pages (their connections drop)."""
+        self.command({"op": "close_context", "context": context})
 
     def eval(self, label: str, js: str, arg: Any = None, timeout: float = 60.0) -> Any:
         """``page.evaluate(js, arg)`` on page ``label``."""
