@@ -62,4 +62,4 @@ tests/node/node_modules/.package-lock.json: tests/node/package.json tests/node/p
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 
 clean:
-	rm -rf $(VENV) tests/node/node_modules .pytest_cache
+	rm -rf $(VENV) tests/node/node_modules bench/node/node_modules .pytest_cache
