@@ -37,6 +37,7 @@ from tests.helpers.e2e_kit import (
     ok,
     refused,
 )
+from tests.helpers.node_client import Message
 
 pytestmark = pytest.mark.e2e
 
@@ -99,6 +100,25 @@ def assert_untouched_claimant(claimant: Sock, room: str) -> None:
     assert claimant.payloads("chat:new_message") == [], claimant.log()
 
 
+def drop_and_park(clients: Clients, cluster: Cluster, owner: Sock, pid: str) -> Message:
+    """Close the owner's transport (no auto-reconnect) and wait until its recovery record is written."""
+    dropped = clients.nodes.mark()
+    clients.nodes.close_transport(owner.id)
+    disconnect = owner.wait_disconnect(dropped)
+    wait_until(lambda: cluster.redis.exists(cluster.key(f"recovery:{pid}")), 5, "the owner's recovery record written")
+    return disconnect
+
+
+def reconnect_owner(clients: Clients, owner: Sock) -> tuple[Message, int]:
+    """Reconnect the owner's client (with its pid and offset); its handshake answer and the log mark before it."""
+    back = clients.nodes.mark()
+    clients.nodes.reconnect(owner.id)
+    answer = clients.nodes.wait_for(
+        lambda m: m.get("id") == owner.id and m.get("type") in ("connect", "connect_error"), since=back
+    )
+    return answer, back
+
+
 def test_a_claim_on_another_users_live_pid_changes_nothing(cluster: Cluster, clients: Clients,
                                                             no_server_errors: None) -> None:
     users = mint(cluster, "alice", "mallory", "peer")
@@ -143,10 +163,7 @@ def test_a_claim_on_another_users_parked_socket_changes_nothing(cluster: Cluster
     start = clients.nodes.mark()
     offset = offset_of(alice, send(peer, room, "m0"), start)
 
-    dropped = clients.nodes.mark()
-    clients.nodes.close_transport(alice.id)
-    assert alice.wait_disconnect(dropped)["reason"] == "forced close"
-    wait_until(lambda: cluster.redis.exists(cluster.key(f"recovery:{pid}")), 5, "alice's recovery record written")
+    assert drop_and_park(clients, cluster, alice, pid)["reason"] == "forced close"
     missed = [send(peer, room, "missed-0")]
 
     for server in (cluster.b, cluster.a):
@@ -154,11 +171,7 @@ def test_a_claim_on_another_users_parked_socket_changes_nothing(cluster: Cluster
         assert_untouched_claimant(mallory, room)
         missed.append(send(peer, room, f"missed-after-claim-on-{server.name}"))
 
-    back = clients.nodes.mark()
-    clients.nodes.reconnect(alice.id)
-    answer = clients.nodes.wait_for(
-        lambda m: m.get("id") == alice.id and m.get("type") in ("connect", "connect_error"), since=back
-    )
+    answer, back = reconnect_owner(clients, alice)
     assert answer["type"] == "connect" and answer["recovered"] is True, (
         f"alice could not recover after mallory's claims: {answer}"
     )
@@ -196,21 +209,14 @@ def test_a_claim_by_another_session_of_the_same_user_changes_nothing(cluster: Cl
     alice.wait("chat:new_message", start, where=lambda p: p["id"] == after)
 
     # Parked: on both servers.
-    dropped = clients.nodes.mark()
-    clients.nodes.close_transport(alice.id)
-    alice.wait_disconnect(dropped)
-    wait_until(lambda: cluster.redis.exists(cluster.key(f"recovery:{pid}")), 5, "alice's recovery record written")
+    drop_and_park(clients, cluster, alice, pid)
     missed = []
     for server in (cluster.b, cluster.a):
         tab = claim(clients, other_login, server, pid, offset, alice)
         assert_untouched_claimant(tab, room)
         missed.append(send(peer, room, f"missed-after-claim-on-{server.name}"))
 
-    back = clients.nodes.mark()
-    clients.nodes.reconnect(alice.id)
-    answer = clients.nodes.wait_for(
-        lambda m: m.get("id") == alice.id and m.get("type") in ("connect", "connect_error"), since=back
-    )
+    answer, back = reconnect_owner(clients, alice)
     assert answer["type"] == "connect" and answer["recovered"] is True, (
         f"alice could not recover after her other session's claims: {answer}"
     )
