@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from realtime.config import Settings, load_settings
+from realtime.flask_app import RealtimeFlask
 from realtime.log_setup import ClientFaultFilter, configure_logging
 
 __all__ = ["create_app"]
@@ -31,14 +32,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for warning in settings.warnings:
         logger.warning(warning)
 
-    app = Flask(__name__, template_folder=str(TEMPLATES))
+    app = RealtimeFlask(__name__, template_folder=str(TEMPLATES))
     app.config.update(REALTIME_SETTINGS=settings)
 
     from realtime import cli
+    from realtime.cluster import recent_errors
     from realtime.docs.registry import EventRegistry
     from realtime.extensions import socketio
     from realtime.features import BLUEPRINTS
-    from realtime.http import api, health, limits
+    from realtime.http import api, health, limits, metrics
     from realtime.services.factory import build_services
     from realtime.sockets.catalog import EventCatalog
     from realtime.sockets.connect import register_connection_handlers
@@ -53,6 +55,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["realtime_docs"] = EventRegistry(catalog)
     services = build_services(settings, socketio, catalog)
     app.extensions["realtime"] = services
+    # Before the eviction check below, so its warning is among the recent errors too.
+    recent_errors.install(services.redis, settings.key_prefix)
     # Each worker, at start-up: an eviction policy other than noeviction silently drops sessions and state.
     warn_if_keys_can_be_evicted(settings.redis_url)
     _init_socketio(app, settings, socketio, services.broadcaster.manager)
@@ -67,6 +71,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    # The event label of every metric takes only documented names (bounded cardinality).
+    metrics.init_app(app, [*catalog.handlers, *catalog.server_events])
     if settings.app_env != "prod":
         from realtime.http import demo
 
@@ -75,6 +81,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         from realtime.http import ws_docs
 
         app.register_blueprint(ws_docs.bp)
+    if settings.admin_enabled:
+        from realtime.http import admin
+
+        admin.init_app(app, services, socketio)
     cli.init_app(app)
     return app
 
@@ -90,6 +100,8 @@ def _library_logger(name: str) -> logging.Logger:
 
 
 def _init_socketio(app: Flask, settings: Settings, socketio: Any, client_manager: Any) -> None:
+    from realtime.sockets import packet_json
+
     # Flask-SocketIO keeps server_options across init_app calls; the fan-out manager (which carries the
     # message queue and its channel) is this app's own.
     for option in ("message_queue", "channel"):
@@ -104,6 +116,8 @@ def _init_socketio(app: Flask, settings: Settings, socketio: Any, client_manager
         ping_timeout=settings.ping_timeout,
         # The transport's hard cap; events between MAX_PAYLOAD_BYTES and this get PAYLOAD_TOO_LARGE.
         max_http_buffer_size=2 * settings.max_payload_bytes,
+        # The standard library's JSON with python-engineio's integer bound, its decoder built once.
+        json=packet_json,
         # Loggers, not False: with False these libraries add a handler of their own, which prints every
         # error a second time, outside our format and our redaction.
         logger=_library_logger("socketio.server"),

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 DEV_JWT_SECRET = "realtime-dev-secret-not-for-production-use-0001"
 MIN_HMAC_SECRET_BYTES = 32
 MIN_PROD_API_KEY_CHARS = 24
+MIN_ADMIN_TOKEN_CHARS = 32
 #: The only hosts APP_ENV=prod accepts in a plain http:// origin (a developer's page against a prod server).
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -66,6 +67,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
     _check_default_rooms(values)
     resolved["ws_docs_enabled"] = _ws_docs(values, prod, warnings)
     _check_api_keys(values, prod)
+    _check_admin(values)
     return Settings(**resolved, warnings=tuple(warnings))
 
 
@@ -182,4 +184,22 @@ def _check_api_keys(values: Mapping[str, Any], prod: bool) -> None:
         raise ConfigError(
             f"API_KEYS has {len(short)} key(s) shorter than {MIN_PROD_API_KEY_CHARS} characters; "
             "APP_ENV=prod needs long random keys."
+        )
+
+
+def _check_admin(values: Mapping[str, Any]) -> None:
+    """Refuse the admin view without a long admin token, in every environment: it can log anyone out."""
+    if not values["ADMIN_ENABLED"]:
+        return
+    token: str | None = values["ADMIN_TOKEN"]
+    if token is None:
+        raise ConfigError(
+            "ADMIN_ENABLED is true but ADMIN_TOKEN is not set; the admin view can disconnect sockets and log users "
+            f"out. Set ADMIN_TOKEN to a random {MIN_ADMIN_TOKEN_CHARS}+ character string "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))'), or unset ADMIN_ENABLED."
+        )
+    if len(token) < MIN_ADMIN_TOKEN_CHARS:
+        raise ConfigError(
+            f"ADMIN_TOKEN is {len(token)} characters; the admin view needs at least {MIN_ADMIN_TOKEN_CHARS}. "
+            f"Set ADMIN_TOKEN to a random {MIN_ADMIN_TOKEN_CHARS}+ character string."
         )

@@ -6,6 +6,9 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from typing import Any
+
+from realtime.log_context import FIELDS, ContextFilter
 
 #: Anything shaped like a JWT, a bearer header or a token/key query parameter.
 _SECRET_NAMES = r"(?:token|access_token|api_?key|key|password|secret)"
@@ -54,15 +57,27 @@ class ClientFaultFilter(logging.Filter):
         return True
 
 
+#: The text format of every line, the app's and gunicorn's.
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+
+
 class ScrubbingFormatter(logging.Formatter):
-    """Text lines whose every part, tracebacks included, is scrubbed."""
+    """Text lines whose every part, tracebacks included, is scrubbed; the socket context is appended."""
+
+    def __init__(self, fmt: str = TEXT_FORMAT) -> None:
+        super().__init__(fmt)
 
     def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
+        line = super().format(record)
+        bound = " ".join(f"{key}={getattr(record, key)}" for key in FIELDS if getattr(record, key, None))
+        if bound:
+            head, newline, rest = line.partition("\n")
+            line = f"{head} [{bound}]{newline}{rest}"
+        return scrub(line)
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, extra fields, exception."""
+    """One JSON object per line: time, level, logger, message, worker (pid), extra fields, exception."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -70,6 +85,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "worker": record.process,
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
@@ -82,18 +98,91 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+#: The DEBUG_USERS lines (:mod:`realtime.sockets.event_log`).
+DEBUG_LOGGER = "realtime.debug"
+#: The failed events' lines.
+EVENTS_LOGGER = "realtime.events"
+
+
+class AtLevel(logging.Filter):
+    """Pass records at ``level`` or above, and every DEBUG_USERS line."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level or record.name == DEBUG_LOGGER
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Install one stderr handler on the root logger (idempotent: replaces our previous one)."""
+    """Install one stderr handler on the root logger (idempotent: replaces our previous one).
+
+    In JSON, Python warnings and a greenlet's uncaught error (which Python and gevent print raw) go through it
+    too, so every line of stderr is JSON. The DEBUG_USERS lines are printed at any level.
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_realtime", False):
             root.removeHandler(handler)
+    root.setLevel(level)
     handler = logging.StreamHandler(sys.stderr)
     handler._realtime = True  # type: ignore[attr-defined]
+    handler.addFilter(AtLevel(root.level))
     handler.addFilter(RedactingFilter())
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"))
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else ScrubbingFormatter())
     root.addHandler(handler)
-    root.setLevel(level)
+    # Failed events are INFO lines the recent-errors buffer keeps whatever LOG_LEVEL says; AtLevel keeps
+    # them off stderr below it. The DEBUG_USERS lines were asked for: they are printed at any level.
+    logging.getLogger(EVENTS_LOGGER).setLevel(min(logging.INFO, root.level))
+    logging.getLogger(DEBUG_LOGGER).setLevel(min(logging.INFO, root.level))
+    logging.captureWarnings(fmt == "json")
+    _log_greenlet_errors(fmt == "json")
+
+
+def _log_greenlet_errors(enabled: bool) -> None:
+    """In JSON, make the gevent hub log a greenlet's uncaught error, which it prints as a raw traceback
+    otherwise; in text, leave gevent's own (readable) report."""
+    hub_module = sys.modules.get("gevent.hub")
+    if hub_module is None:
+        return
+    hub = hub_module.get_hub()
+    if not enabled:
+        vars(hub).pop("print_exception", None)
+        return
+    gevent_log = logging.getLogger("gevent.hub")
+
+    def print_exception(context: object, kind: Any, value: Any, tb: Any) -> None:
+        # The function's name only: a greenlet's repr lists its arguments, which can be a payload.
+        where = getattr(getattr(context, "_run", None), "__qualname__", None) or type(context).__name__
+        gevent_log.error("greenlet %s failed with %s", where, getattr(kind, "__name__", "exception"),
+                         exc_info=(kind, value, tb))
+
+    hub.print_exception = print_exception
+
+
+def gunicorn_logconfig(fmt: str = "text", level: str = "info") -> dict[str, Any]:
+    """gunicorn's ``logconfig_dict``: its master's and workers' lines in our format, scrubbed.
+
+    gunicorn's loggers get a handler of their own and do not propagate: in a worker the app's root handler
+    would print each line a second time. The root logger gets no handler here; the app adds its own.
+    """
+    formatter = {"()": f"{__name__}.JsonFormatter"} if fmt == "json" else {"()": f"{__name__}.ScrubbingFormatter"}
+    gunicorn_logger = {"level": level.upper(), "handlers": ["stderr"], "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": level.upper(), "handlers": []},
+        "loggers": {"gunicorn.error": gunicorn_logger, "gunicorn.access": {**gunicorn_logger, "level": "INFO"}},
+        "filters": {"redact": {"()": f"{__name__}.RedactingFilter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "line",
+                "filters": ["redact"],
+            }
+        },
+        "formatters": {"line": formatter},
+    }

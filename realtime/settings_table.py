@@ -142,6 +142,14 @@ class Settings:
     log_level: str = env("LOG_LEVEL", "INFO", choice(LOG_LEVELS, str.upper, LOG_LEVEL_HINT), "root log level")
     log_format: str = env("LOG_FORMAT", "text", choice(("text", "json"), str.lower, LOG_FORMAT_HINT), "log lines")
     public_url: str | None = env("PUBLIC_URL", None, base_url, "public base URL for the AsyncAPI servers")
+    metrics_token: str | None = env("METRICS_TOKEN", None, text, "bearer token /metrics requires", secret=True)
+    admin_enabled: bool = env("ADMIN_ENABLED", "false", flag, "serve the admin view at /admin")
+    admin_token: str | None = env("ADMIN_TOKEN", None, text, "bearer token of the admin view (32+ chars)", secret=True)
+    debug_users: tuple[str, ...] = env("DEBUG_USERS", "", items, "user ids whose event flow is logged")
+    offline_jobs_max: int = env("OFFLINE_JOBS_MAX", "10000", whole(100), "queued offline-member jobs kept")
+    offline_jobs_claim_after: float = env(
+        "OFFLINE_JOBS_CLAIM_AFTER", "30", number(0.1), "seconds before a dead worker's offline jobs are taken over"
+    )
     # What the rules found worth a log line at start-up (e.g. no Redis, the development secret).
     warnings: tuple[str, ...] = ()
 

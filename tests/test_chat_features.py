@@ -12,6 +12,7 @@ from flask_socketio import SocketIOTestClient
 from realtime.extensions import socketio
 from realtime.stores.sessions import Profile
 from tests.conftest import APP_FIXTURES, TokenActions
+from tests.helpers.offline_jobs import offline_jobs_done
 
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 MESSAGE_KEYS = {"id", "roomId", "senderId", "sender", "content", "type", "mediaUrl", "clientId", "createdAt"}
@@ -295,6 +296,7 @@ def test_offline_member_is_notified_and_pushed(any_app: Flask) -> None:
     bob.disconnect()
 
     message_id = send(alice, "are you there?")
+    offline_jobs_done(any_app)
 
     assert [users for users, _ in pushed] == [["bob"]]
     assert pushed[0][1]["type"] == "chat_message"
@@ -320,6 +322,7 @@ def test_online_member_and_sender_are_not_notified(any_app: Flask) -> None:
     alice, bob = joined(any_app, "alice", "bob")
 
     send(alice, "both here")
+    offline_jobs_done(any_app)
 
     assert pushed == []
     for client in (alice, bob):
@@ -483,6 +486,7 @@ def test_explicit_leave_ends_membership_so_no_offline_notification(any_app: Flas
     bob.disconnect()
 
     alice.emit("chat:message", {"roomId": "lobby", "content": "anyone?"}, callback=True)
+    offline_jobs_done(any_app)
     bob_again = connect(any_app, "bob")
 
     assert bob_again.emit("notifications:list", {}, callback=True)["data"]["unreadCount"] == 0
@@ -494,6 +498,7 @@ def test_disconnect_without_leave_keeps_membership(any_app: Flask) -> None:
     bob.disconnect()
 
     alice.emit("chat:message", {"roomId": "lobby", "content": "ping"}, callback=True)
+    offline_jobs_done(any_app)
 
     assert connect(any_app, "bob").emit("notifications:list", {}, callback=True)["data"]["unreadCount"] == 1
 

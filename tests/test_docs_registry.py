@@ -33,7 +33,7 @@ def test_every_handler_and_declared_event_is_in_the_registry(app: Flask, registr
 
     assert documented == expected
     assert len(catalog.handlers) == 15
-    assert len(catalog.server_events) == 18
+    assert len(catalog.server_events) == 19
 
 
 def test_every_event_has_description_category_and_an_example(registry: EventRegistry) -> None:
@@ -166,8 +166,8 @@ def test_registry_queries(registry: EventRegistry) -> None:
     chat = registry.get_events_by_category("chat")
     history = registry.get_event("chat:history")
 
-    assert sum(categories.values()) == 33
-    assert categories["chat"] == len(chat) == 10
+    assert sum(categories.values()) == 34
+    assert categories["chat"] == len(chat) == 11
     assert [e["direction"] for e in history] == ["client_to_server", "server_to_client"]
     assert [e["anchor"] for e in history] == ["chat:history", "chat:history~server"]
     assert registry.get_event("nope:nope") == []

@@ -232,9 +232,12 @@ def test_engineio_socket_methods_the_guards_wrap_and_call() -> None:
 
 def test_gevent_websocket_builds_its_websocket_from_the_module_global_and_has_no_names_of_ours() -> None:
     """Why replacing ``geventwebsocket.handler.WebSocket`` bounds every connection's frames, and that
-    :class:`BoundedWebSocket` adds methods and attributes without overriding any but ``read_frame``."""
+    :class:`BoundedWebSocket` adds methods and attributes without overriding any but ``read_frame`` (bounds),
+    ``send_frame`` (the write lock) and ``validate_utf8`` (left to ``_decode_bytes``)."""
     assert "WebSocket" in geventwebsocket.handler.WebSocketHandler.upgrade_connection.__code__.co_names
-    assert {name for name in own_names(BoundedWebSocket) if hasattr(WebSocket, name)} == {"read_frame"}
+    assert {name for name in own_names(BoundedWebSocket) if hasattr(WebSocket, name)} == {
+        "read_frame", "send_frame", "validate_utf8"
+    }
 
 
 def own_names(cls: type) -> set[str]:
@@ -250,7 +253,7 @@ def own_names(cls: type) -> set[str]:
             "_handle_event", "_handle_event_internal", "_send_packet", "_send_eio_packet",
         }, id="server"),
         pytest.param(LocalFanout, socketio.Manager, set(), id="local-manager"),
-        pytest.param(RedisFanout, socketio.RedisManager, {"_handle_emit"}, id="redis-manager"),
+        pytest.param(RedisFanout, socketio.RedisManager, {"_handle_emit", "_listen"}, id="redis-manager"),
         pytest.param(FanoutLayer, socketio.RedisManager, set(), id="fanout-layer"),
         pytest.param(HeadDeadlineHandler, geventwebsocket.handler.WebSocketHandler,
                      {"handle_one_request", "read_requestline", "read_request"}, id="head-deadline"),

@@ -21,6 +21,7 @@ CASES = [
     ("k_room", ["group:lobby"], lambda keys: keys.room("group:lobby")),
     ("k_room_users", ["group:lobby"], lambda keys: keys.room_users("group:lobby")),
     ("k_room_user", ["group:lobby", "alice"], lambda keys: keys.room_user("group:lobby", "alice")),
+    ("k_recent_connects", [], lambda keys: keys.recent_connects),
 ]
 
 

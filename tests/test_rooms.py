@@ -33,6 +33,9 @@ class FakeRouter:
     def rooms(self, sid: str) -> set[str]:
         return set(self._rooms.get(sid, set()))
 
+    def is_in(self, sid: str, room: str) -> bool:
+        return room in self._rooms.get(sid, set())
+
     def members(self, room: str) -> list[str]:
         return sorted(sid for sid, rooms in self._rooms.items() if room in rooms)
 

@@ -31,8 +31,8 @@ def test_events_route_lists_every_event(app: Flask) -> None:
     status, body = get_json(app, "/ws-docs/events")
 
     assert status == 200
-    assert body["count"] == len(body["events"]) == 33
-    assert body["categories"] == {"chat": 10, "game": 3, "notifications": 5, "party": 6, "presence": 6, "rooms": 1, "session": 2}
+    assert body["count"] == len(body["events"]) == 34
+    assert body["categories"] == {"chat": 11, "game": 3, "notifications": 5, "party": 6, "presence": 6, "rooms": 1, "session": 2}
     assert {e["name"] for e in body["events"]} >= {"chat:message", "force_logout", "system:announcement"}
 
 
@@ -106,7 +106,7 @@ def test_spec_route_is_asyncapi_2_6_with_servers_from_the_request(app: Flask) ->
     assert join["message"] == {"$ref": "#/components/messages/chat_join"}
     assert join["x-direction"] == "client_to_server"
     assert join["x-ack"] == {"$ref": "#/components/schemas/ChatHistoryOut"}
-    assert join["x-response-events"] == ["chat:history", "chat:user_joined"]
+    assert join["x-response-events"] == ["chat:history", "chat:user_joined", "chat:members_changed"]
     assert "subscribe" in spec["channels"]["chat:new_message"]
     assert set(spec["channels"]["chat:history"]) == {"description", "publish", "subscribe"}
 

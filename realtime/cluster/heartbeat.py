@@ -1,10 +1,19 @@
-"""The heartbeat: keep this worker's sockets alive in the cluster-wide state and reap dead workers' sockets."""
+"""The heartbeat: keep this worker's sockets alive in the cluster-wide state, reap dead workers' sockets and
+publish this worker's status for the admin view (:mod:`.worker_status`)."""
 from __future__ import annotations
 
 import logging
+import time
 
+from realtime.cluster.worker_status import Totals, WorkerStatus
+from realtime.metrics.recorders import local_totals
 from realtime.services.container import Services
 from realtime.stores.socket_state import LocalSocket
+from realtime.stores.workers import (
+    MemoryWorkerRegistry,
+    RedisWorkerRegistry,
+    WorkerRegistry,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -15,22 +24,29 @@ REAP_BATCH = 500
 class Heartbeat:
     """One beat refreshes every local socket and reaps expired ones of workers that stopped beating."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, totals: Totals = local_totals) -> None:
         self._services = services
+        self.status = WorkerStatus(services, totals)
+        #: Where this worker's status goes; the admin view reads every worker's from it.
+        self.registry: WorkerRegistry = (
+            RedisWorkerRegistry(services.redis, services.keys.prefix, services.settings.presence_ttl, time.time)
+            if services.redis is not None
+            else MemoryWorkerRegistry(self.status.record)
+        )
 
     def beat(self) -> int:
-        """One heartbeat: refresh this worker's sockets, reap expired ones; return how many were reaped."""
+        """One heartbeat: refresh this worker's sockets, reap expired ones, publish this worker's status;
+        return how many sockets were reaped."""
         services = self._services
-        local = [
-            LocalSocket(sid, identity.user_id, identity.session_id, sorted(services.rooms.rooms_of(sid)))
-            for sid, identity in services.connections.items()
-        ]
+        local = self.status.local_sockets()
         services.state.refresh(local)
         self._undo_changes_during_refresh(local)
         reaped = services.state.reap(REAP_BATCH)
         if reaped:
             logger.info("reaped %d socket(s) of a worker that stopped heartbeating", len(reaped))
             services.broadcaster.emit_many(services.release_events(reaped))
+        if services.settings.admin_enabled:  # nobody reads the records otherwise: no write, no round trip
+            self.registry.publish(self.status.record(local))
         return len(reaped)
 
     def _undo_changes_during_refresh(self, snapshot: list[LocalSocket]) -> None:

@@ -72,6 +72,8 @@ class Lifecycle:
             server.manager_initialized = True
             server.manager.initialize()
         self._services.bus.start()
+        if self._services.offline_jobs is not None:
+            self._services.offline_jobs.start()
         if self._services.redis is not None or self._services.recovery is not None:
             # With Redis: heartbeat and reaper; in memory: the reaper of parked sockets.
             self._heartbeat = gevent.spawn(self._heartbeat_forever)
@@ -86,6 +88,8 @@ class Lifecycle:
             if greenlet is not None:
                 greenlet.kill(block=False)
         self._heartbeat = self._prober = self._session_checker = None
+        if self._services.offline_jobs is not None:
+            self._services.offline_jobs.stop()
         self._services.bus.stop()
 
     def drain(self, timeout: float, listeners_closed: Callable[[], bool] | None = None) -> int:

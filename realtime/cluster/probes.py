@@ -10,6 +10,7 @@ import logging
 import time
 
 from realtime.fanout.manager import FanoutLayer, RedisFanout
+from realtime.metrics.recorders import record_probe, record_resubscription
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +29,13 @@ class QueueProbe:
         """Publish a probe and wait for it; None when there is no queue to probe."""
         if self._manager is None:
             return None
+        started = time.perf_counter()
         ok = self._manager.probe_listener(timeout)
+        record_probe(time.perf_counter() - started if ok else None)
         if not ok and time.monotonic() >= self._grace_until:
             logger.warning("message-queue listener missed its probe; forcing it to resubscribe")
             self._manager.resubscribe()
+            record_resubscription()
             # python-socketio waits before resubscribing; do not cut the new subscription meanwhile.
             self._grace_until = time.monotonic() + RESUBSCRIBE_GRACE
         return ok

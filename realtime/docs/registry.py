@@ -18,7 +18,7 @@ from realtime.sockets.catalog import EventCatalog
 #: The event contract's version, AsyncAPI ``info.version``, bumped by hand in the change that alters an event:
 #: major when ``flask docs diff`` reports a breaking change against the last release's spec, minor for an
 #: additive one, patch for wording. ``info.x-schema-hash`` changes by itself with any content.
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 
 class EventRegistry:
     """Documentation of every client→server and server→client event."""

@@ -32,6 +32,9 @@ from gevent.event import Event
 from socketio.packet import Packet
 
 from realtime.fanout import wire
+from realtime.fanout.delivery import LocalDelivery, parse_emit, socketio_text
+from realtime.fanout.room_index import IndexedRooms
+from realtime.metrics import recorders as metrics
 from realtime.stores.recovery import LoggedPacket, RecoveryStore
 from realtime.stores.redis.checks import refused_write
 
@@ -64,19 +67,27 @@ class Emit(NamedTuple):
     skip_sid: str | None = None
 
 
-class FanoutLayer:
+class FanoutLayer(IndexedRooms):
     """Broadcast logic shared by both managers; each fills in :meth:`_send` and :meth:`_send_logged`.
 
     :param recovery: the recovery log; None when connection-state recovery is off.
     """
 
-    #: python-socketio's ``emit`` of the manager class this layer is mixed into.
+    #: python-socketio's ``emit`` and rooms of the manager class this layer is mixed into.
     emit: Callable[..., None]
+    rooms: dict[str, dict[str, Any]]
 
     def __init__(self, recovery: RecoveryStore | None) -> None:
+        IndexedRooms.__init__(self)
         self.recovery = recovery
         #: Publishes that still failed after a retry (also logged); /readyz reports them.
         self.failed_publishes = 0
+        #: Writes broadcasts to this worker's sockets once the socket core attaches it (:meth:`attach`).
+        self.delivery: LocalDelivery | None = None
+
+    def attach(self, delivery: LocalDelivery) -> None:
+        """Deliver to this worker's sockets through ``delivery`` (encoded once, direct writes)."""
+        self.delivery = delivery
 
     def broadcast(self, emits: Sequence[Emit]) -> None:
         """Deliver ``emits`` on every worker, logged with offsets when recovery is on: one round trip
@@ -86,6 +97,8 @@ class FanoutLayer:
         """
         if not emits:
             return
+        for emit in emits:
+            metrics.record_emitted(emit.event)
         recovery = self.recovery
         if recovery is None:
             self._send(emits)
@@ -105,11 +118,18 @@ class FanoutLayer:
 
     def emit_here(self, sid: str, event: str, payload: Any) -> None:
         """Send ``event`` to a socket of this worker, without Redis (no offset: not a broadcast)."""
-        self._deliver(event, payload, sid, None)
+        metrics.record_emitted(event)
+        self._deliver(event, payload, sid, None, fanout=False)
 
-    def _deliver(self, event: str, data: Any, room: str, skip_sid: str | None) -> None:
-        """Write to this worker's sockets in ``room`` (python-socketio's ``emit``, bypassing any queue)."""
-        self.emit(event, data, namespace=wire.NAMESPACE, room=room, skip_sid=skip_sid, ignore_queue=True)
+    def _deliver(self, event: str, data: Any, room: str, skip_sid: str | None, fanout: bool = True) -> None:
+        """Write to this worker's sockets in ``room``, bypassing any queue (through :attr:`delivery`, else
+        python-socketio's ``emit``); ``fanout``: a broadcast, observed by the fan-out metrics."""
+        delivery = self.delivery
+        text = socketio_text(event, data) if delivery is not None else None
+        if delivery is None or text is None:
+            self.emit(event, data, namespace=wire.NAMESPACE, room=room, skip_sid=skip_sid, ignore_queue=True)
+            return
+        delivery.deliver(self.rooms.get(wire.NAMESPACE, {}), text, room, skip_sid, observe=fanout)
 
     def _logged_host_id(self) -> str:
         return ""
@@ -136,6 +156,7 @@ class FanoutLayer:
         except redis.RedisError as exc:
             self._give_up_if_refused(exc, count)
             self.failed_publishes += count
+            metrics.record_publish_failure(count)
             logger.exception("could not publish %d event(s) after a retry (%d failed so far)", count, self.failed_publishes)
             if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
                 raise PublishError(count, logged) from exc
@@ -145,6 +166,7 @@ class FanoutLayer:
         if refused_write(exc):
             # A retry would be refused again at once; it takes an operator (memory, failover) to end.
             self.failed_publishes += count
+            metrics.record_publish_failure(count)
             logger.warning(
                 "could not publish %d event(s): redis refused the write (%s); %d failed so far",
                 count,
@@ -206,9 +228,9 @@ class RedisFanout(FanoutLayer, socketio.RedisManager):
             if Packet.data_is_binary([emit.payload]):
                 self.emit(emit.event, emit.payload, namespace=wire.NAMESPACE, room=emit.room, skip_sid=emit.skip_sid)
                 continue
-            message = wire.emit_message(emit.event, [emit.payload], emit.room, emit.skip_sid, self.host_id)
-            self._handle_emit(message)
-            bodies.append(wire.encode(message))
+            # Delivered here now: the listener skips this manager's own host_id.
+            self._deliver(emit.event, emit.payload, emit.room, emit.skip_sid)
+            bodies.append(wire.encode(wire.emit_message(emit.event, [emit.payload], emit.room, emit.skip_sid, self.host_id)))
         self._retrying(lambda: self._publish_bodies(bodies), len(bodies))
 
     def _send_logged(self, emits: Sequence[Emit], packets: list[LoggedPacket], recovery: RecoveryStore) -> None:
@@ -226,6 +248,29 @@ class RedisFanout(FanoutLayer, socketio.RedisManager):
         for body in bodies:
             pipe.publish(self.channel, body)
         pipe.execute()
+
+    def _listen(self) -> Any:
+        """python-socketio's listener, less the emits delivered here as they arrive (:meth:`_delivered`)."""
+        for body in super()._listen():
+            if not self._delivered(body):
+                yield body
+
+    def _delivered(self, body: Any) -> bool:
+        """Deliver an emit of :mod:`~realtime.fanout.wire` without decoding its payload (to nobody when no
+        socket here is in its room); False for what python-socketio's listener must read (other methods,
+        self-probes, the library's own messages)."""
+        delivery = self.delivery
+        if delivery is None or not isinstance(body, (bytes, str)):
+            return False
+        emit = parse_emit(body)
+        if emit is None or emit.room.startswith(PROBE_ROOM):
+            return False
+        if emit.host_id != self.host_id:
+            try:
+                delivery.deliver(self.rooms.get(wire.NAMESPACE, {}), emit.text, emit.room, emit.skip_sid)
+            except Exception:
+                logger.exception("delivering a broadcast from the channel failed")
+        return True
 
     def _handle_emit(self, message: dict[str, Any]) -> None:
         """Deliver an emit from the channel; a self-probe is only marked as heard."""

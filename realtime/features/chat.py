@@ -10,6 +10,7 @@ from realtime.schemas.chat import (
     ChatHistoryInSchema,
     ChatHistoryOutSchema,
     ChatHistoryPageSchema,
+    ChatMembersChangedOutSchema,
     ChatMembershipOutSchema,
     ChatMessageInSchema,
     ChatMessageOutSchema,
@@ -57,16 +58,36 @@ chat.emits(
 chat.emits(
     "chat:user_joined",
     ChatMembershipOutSchema,
-    "A user's first socket joined the room (to the other members).",
+    "A user's first socket joined the room (to the other members). In a room of more than 16 users, only when "
+    "it had no membership announcement for 0.5 s; later joins and leaves within that window arrive together in "
+    "chat:members_changed.",
     to="group:{roomId}",
     examples=[{"userId": "bob", "roomId": "lobby", "timestamp": "2026-01-01T12:00:00.000Z"}],
 )
 chat.emits(
     "chat:user_left",
     ChatMembershipOutSchema,
-    "A user's last socket left the room or disconnected (to the other members).",
+    "A user's last socket left the room or disconnected (to the other members). In a room of more than 16 "
+    "users, only when it had no membership announcement for 0.5 s; later ones within that window arrive in "
+    "chat:members_changed.",
     to="group:{roomId}",
     examples=[{"userId": "bob", "roomId": "lobby", "timestamp": "2026-01-01T12:05:00.000Z"}],
+)
+chat.emits(
+    "chat:members_changed",
+    ChatMembersChangedOutSchema,
+    "Joins and leaves of a busy room, coalesced so that a join storm cannot cost N² deliveries: each worker "
+    "sends a room of more than 16 users at most one membership announcement per 0.5 s. The first change after "
+    "a quiet window is a chat:user_joined / chat:user_left; the changes after it within the window come in one "
+    "event when it ends, listing up to 50 users each way (moreJoined / moreLeft count the rest; a user who left "
+    "and came back within the window cancels out) and the room's size in users. It may list the receiving user.",
+    to="group:{roomId}",
+    examples=[
+        {
+            "roomId": "lobby", "joined": ["carol", "dave"], "left": ["erin"], "moreJoined": 0, "moreLeft": 0,
+            "users": 120, "timestamp": "2026-01-01T12:00:00.500Z",
+        }
+    ],
 )
 chat.emits(
     "chat:user_typing",
@@ -81,6 +102,25 @@ def chat_room(room_id: str) -> str:
     return f"group:{room_id}"
 
 
+def _announcement(
+    services: Services, room: str, user_id: str, joined: bool, users: int, stamp: str, skip_sid: str | None = None
+) -> Outgoing | None:
+    """The per-user event to send now for a membership change, or None when the coalescer holds it."""
+    if services.joins is not None:
+        return services.joins.change(room, user_id, joined, users, stamp, skip_sid)
+    event = "chat:user_joined" if joined else "chat:user_left"
+    return Outgoing(event, {"userId": user_id, "roomId": room[len("group:"):], "timestamp": stamp}, room, skip_sid)
+
+
+def _announce(
+    services: Services, room: str, user_id: str, joined: bool, users: int, stamp: str, skip_sid: str | None = None
+) -> None:
+    """Announce a membership change now, unless the coalescer holds it for the room's next batch."""
+    announcement = _announcement(services, room, user_id, joined, users, stamp, skip_sid)
+    if announcement is not None:
+        services.broadcaster.emit_many([announcement])
+
+
 def _require_member(ctx: EventContext, room_id: str) -> str:
     room = chat_room(room_id)
     if not ctx.services.rooms.is_member(ctx.sid, room):
@@ -91,10 +131,10 @@ def _require_member(ctx: EventContext, room_id: str) -> str:
 @chat.event(
     "chat:join",
     "Join a chat room (the group:{roomId} room, authorized by the group: hook). The ack carries the most "
-    "recent history, newest first; the others hear chat:user_joined.",
+    "recent history, newest first; the others hear chat:user_joined (chat:members_changed in a join storm).",
     payload=RoomRefSchema,
     ack=ChatHistoryOutSchema,
-    emits=["chat:history", "chat:user_joined"],
+    emits=["chat:history", "chat:user_joined", "chat:members_changed"],
     examples=[{"roomId": "lobby"}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.ROOM_LIMIT, ErrorCode.RATE_LIMITED],
 )
@@ -107,20 +147,17 @@ def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     recent = {"roomId": room_id, "messages": services.chat.join(room_id, ctx.user_id, services.settings.chat_join_history)}
     services.broadcaster.emit_local(ctx.sid, "chat:history", recent)
     if membership.user_changed:
-        services.broadcaster.emit(
-            "chat:user_joined", {"userId": ctx.user_id, "roomId": room_id, "timestamp": now_iso()}, to=room,
-            skip_sid=ctx.sid,
-        )
+        _announce(services, room, ctx.user_id, True, membership.users, now_iso(), ctx.sid)
     return recent
 
 
 @chat.event(
     "chat:leave",
     "Leave a chat room. When it was the user's last socket there, the user stops being a member (no more "
-    "offline notifications) and the others hear chat:user_left.",
+    "offline notifications) and the others hear chat:user_left (chat:members_changed when the room is busy).",
     payload=RoomRefSchema,
     ack=RoomRefSchema,
-    emits=["chat:user_left"],
+    emits=["chat:user_left", "chat:members_changed"],
     room_required=True,
     examples=[{"roomId": "lobby"}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_IN_ROOM, ErrorCode.RATE_LIMITED],
@@ -136,9 +173,7 @@ def leave(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
     ctx.services.typing.reset(ctx.sid, room)
     if membership.user_changed:
         ctx.services.chat.leave(room_id, ctx.user_id)
-        ctx.services.broadcaster.emit(
-            "chat:user_left", {"userId": ctx.user_id, "roomId": room_id, "timestamp": now_iso()}, to=room
-        )
+        _announce(ctx.services, room, ctx.user_id, False, membership.users, now_iso())
     return {"roomId": room_id}
 
 
@@ -212,29 +247,27 @@ def typing(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
 
 @chat.on_connect
 def rejoined_rooms(ctx: EventContext, info: ConnectInfo) -> list[Outgoing]:
-    """A recovered socket is back in its chat rooms: if the others heard it leave, they hear it return."""
+    """A recovered socket is back in its chat rooms: if the others heard it leave, they hear it return
+    (coalesced with the room's other changes in a reconnect storm)."""
     stamp = now_iso()
-    return [
-        Outgoing(
-            "chat:user_joined",
-            {"userId": ctx.user_id, "roomId": room[len("group:"):], "timestamp": stamp},
-            room,
-            skip_sid=ctx.sid,
-        )
+    changes = [
+        _announcement(ctx.services, room, ctx.user_id, True, count.users, stamp, ctx.sid)
         for room, count in info.room_counts.items()
         if room.startswith("group:") and count.user_changed
     ]
+    return [change for change in changes if change is not None]
 
 
 @chat.on_release
 def left_rooms(info: ReleaseInfo, services: Services) -> list[Outgoing]:
     """A user whose last socket in a chat room is gone leaves it: the others hear ``chat:user_left``.
 
-    Membership (and so offline notifications) stays: a disconnect is not a leave.
+    Membership (and so offline notifications) stays: a disconnect is not a leave. Coalesced with the room's
+    other changes when many leave at once.
     """
-    stamp = info.last_seen
-    return [
-        Outgoing("chat:user_left", {"userId": info.user_id, "roomId": room[len("group:"):], "timestamp": stamp}, room)
+    changes = [
+        _announcement(services, room, info.user_id, False, count.users, info.last_seen)
         for room, count in info.room_counts.items()
         if room.startswith("group:") and count.user_changed
     ]
+    return [change for change in changes if change is not None]

@@ -95,6 +95,24 @@ class ChatMembershipOutSchema(Schema):
     timestamp = fields.String(required=True, metadata={"format": "date-time"})
 
 
+class ChatMembersChangedOutSchema(Schema):
+    """``chat:members_changed``: the joins and leaves of a room held during one coalescing window."""
+
+    roomId = fields.String(required=True, metadata={"example": "lobby"})
+    joined = fields.List(
+        fields.String(), required=True, validate=validate.Length(max=50),
+        metadata={"description": "users whose first socket joined (the first 50)"},
+    )
+    left = fields.List(
+        fields.String(), required=True, validate=validate.Length(max=50),
+        metadata={"description": "users whose last socket left (the first 50)"},
+    )
+    moreJoined = fields.Integer(required=True, metadata={"description": "joins past the 50 listed", "minimum": 0})
+    moreLeft = fields.Integer(required=True, metadata={"description": "leaves past the 50 listed", "minimum": 0})
+    users = fields.Integer(required=True, metadata={"description": "distinct users in the room now", "minimum": 0})
+    timestamp = fields.String(required=True, metadata={"format": "date-time"})
+
+
 class ChatTypingOutSchema(Schema):
     """``chat:user_typing``: someone else in the room is (not) typing."""
 

@@ -1,5 +1,6 @@
-"""Posting a chat message: stored once per ``clientId``, fanned out to the room, offline members notified,
-and a retry after a failed fan-out delivers the stored message (same id) exactly once."""
+"""Posting a chat message: stored once per ``clientId`` (queuing the job that notifies offline members, done
+off the path by :mod:`realtime.services.offline_jobs`), fanned out to the room, and a retry after a failed
+fan-out delivers the stored message (same id) exactly once."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +11,7 @@ import redis
 
 from realtime.fanout.manager import PublishError
 from realtime.services.container import Services
-from realtime.stores.chat import AppendResult, Unsent
+from realtime.stores.chat import Unsent
 from realtime.stores.sessions import Profile
 
 logger = logging.getLogger(__name__)
@@ -61,9 +62,8 @@ def post_message(
     try:
         _send(services, room, client_id, {**body, "id": result.id}, Unsent.LOG)
     finally:
-        # Stored is stored: offline members already have the notification, whatever the fan-out did.
+        # Stored is stored: the offline members' job is queued, whatever the fan-out does.
         services.typing.reset(sid, room)
-        _push_offline(services, result, notification)
     return result.id, False
 
 
@@ -92,11 +92,3 @@ def _send(services: Services, room: str, client_id: str | None, message: dict[st
                 )
         raise
 
-
-def _push_offline(services: Services, result: AppendResult, notification: dict[str, Any]) -> None:
-    """Hand the offline members of a new message to the push hooks."""
-    if not result.offline_user_ids:
-        return
-    stored = {**notification, "id": f"chat-{result.id}", "data": {**notification["data"], "messageId": result.id}}
-    for hook in services.push_hooks:
-        hook(result.offline_user_ids, stored)

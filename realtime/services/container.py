@@ -16,7 +16,9 @@ from realtime.auth.handshake import Authenticator
 from realtime.auth.tokens import TokenService
 from realtime.config import Settings
 from realtime.fanout.broadcaster import Broadcaster, Outgoing
+from realtime.services.join_coalescer import JoinCoalescer
 from realtime.services.local_sockets import ConnectionRegistry
+from realtime.services.offline_jobs import OfflineJobWorker
 from realtime.services.room_manager import RoomManager
 from realtime.stores.chat import ChatStore
 from realtime.stores.control_bus import ControlBus
@@ -104,6 +106,10 @@ class Services:
     recovery: RecoveryStore | None = None
     push_hooks: list[PushHook] = field(default_factory=list)
     lifecycle: Background | None = None
+    #: Consumes the offline-member jobs of chat messages (started with the lifecycle).
+    offline_jobs: OfflineJobWorker | None = None
+    #: Holds the chat membership announcements of busy rooms for one window (join storms).
+    joins: JoinCoalescer | None = None
     #: Set on SIGTERM: every disconnect then keeps a recovery record.
     draining: bool = False
 

@@ -15,14 +15,18 @@ from realtime.config import Settings
 from realtime.fanout.broadcaster import Broadcaster
 from realtime.fanout.manager import FanoutLayer, LocalFanout, RedisFanout
 from realtime.services.container import Services
+from realtime.services.join_coalescer import JoinCoalescer
 from realtime.services.local_sockets import ConnectionRegistry
-from realtime.services.room_manager import RoomManager, SocketIORouter
+from realtime.services.offline_jobs import OfflineJobWorker
+from realtime.services.room_manager import RoomManager
+from realtime.services.room_router import SocketIORouter
 from realtime.services.room_rules import OPEN_BY_DEFAULT, AllowAll
 from realtime.sockets.catalog import EventCatalog
 from realtime.stores.chat import ChatStore, MemoryChatStore, RedisChatStore
 from realtime.stores.control_bus import ControlBus, LocalControlBus, RedisControlBus
 from realtime.stores.games import GameStore, MemoryGameStore, RedisGameStore
 from realtime.stores.notifications import MemoryNotificationStore, NotificationStore, RedisNotificationStore
+from realtime.stores.offline_jobs import MemoryOfflineJobs, OfflineJobQueue, RedisOfflineJobs
 from realtime.stores.presence import MemoryPresenceStore, PresenceStore, RedisPresenceStore
 from realtime.stores.rate_limit import RateLimiter, Throttle
 from realtime.stores.recovery import MemoryRecoveryStore, RecoveryStore, RedisRecoveryStore
@@ -91,7 +95,10 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
             else None
         )
         chat: ChatStore = RedisChatStore(
-            client, keys, scripts, settings.chat_history_max, settings.notifications_max, time.time
+            client, keys, scripts, settings.chat_history_max, settings.offline_jobs_max, time.time
+        )
+        offline_queue: OfflineJobQueue = RedisOfflineJobs(
+            client, keys, scripts, settings.notifications_max, settings.offline_jobs_claim_after
         )
         games: GameStore = RedisGameStore(client, keys, scripts)
     else:
@@ -116,7 +123,11 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
             time.time,
             max_sockets_per_user=settings.max_connections_per_user,
         )
-        chat = MemoryChatStore(settings.chat_history_max, memory_notifications, memory_presence)
+        memory_jobs = MemoryOfflineJobs(
+            memory_presence, memory_notifications, settings.offline_jobs_max, settings.offline_jobs_claim_after
+        )
+        chat = MemoryChatStore(settings.chat_history_max, memory_jobs)
+        offline_queue = memory_jobs
         room_store, notifications, presence = memory_rooms, memory_notifications, memory_presence
         games = MemoryGameStore()
     rooms = RoomManager(
@@ -153,6 +164,8 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
         rooms.register_auth_hook(prefix, AllowAll())
     rooms.register_auth_hook("game:", GamePlayersHook(services))
     services.lifecycle = Lifecycle(services, socketio)
+    services.offline_jobs = OfflineJobWorker(offline_queue, services.push_hooks, settings.offline_jobs_claim_after)
+    services.joins = JoinCoalescer(services.broadcaster.emit_many)
     services.register_push_hook(_log_push)
     return services
 

@@ -3,7 +3,7 @@ index, and re-checks when a hook's answer may have changed (naming and hooks: :m
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,6 +45,9 @@ class RoomRouter(Protocol):
 
     def rooms(self, sid: str) -> set[str]:
         """The named rooms ``sid`` is in (not its private sid room)."""
+
+    def is_in(self, sid: str, room: str) -> bool:
+        """Whether ``sid`` is in ``room`` on this worker."""
 
     def members(self, room: str) -> list[str]:
         """The sids of this worker in ``room``."""
@@ -233,8 +236,8 @@ class RoomManager:
         return list(zip(rooms, self._store.remove(sid, user_id, rooms), strict=True))
 
     def is_member(self, sid: str, room: str) -> bool:
-        """Whether the socket is in ``room`` (local: a socket lives on one worker)."""
-        return room in self._router.rooms(sid)
+        """Whether the socket is in ``room`` (local: a socket lives on one worker); O(1)."""
+        return self._router.is_in(sid, room)
 
     def rooms_of(self, sid: str) -> set[str]:
         """The named rooms the socket is in."""
@@ -243,25 +246,3 @@ class RoomManager:
     def count(self, room: str) -> RoomCount:
         """Sockets and distinct users in ``room`` across the cluster."""
         return self._store.count(room)
-
-
-class SocketIORouter:
-    """:class:`RoomRouter` over Flask-SocketIO's server, on the default namespace."""
-
-    def __init__(self, socketio: object, namespace: str = "/") -> None:
-        self._socketio = socketio
-        self._namespace = namespace
-
-    def enter(self, sid: str, room: str) -> None:
-        self._socketio.server.enter_room(sid, room, namespace=self._namespace)  # type: ignore[attr-defined]
-
-    def leave(self, sid: str, room: str) -> None:
-        self._socketio.server.leave_room(sid, room, namespace=self._namespace)  # type: ignore[attr-defined]
-
-    def rooms(self, sid: str) -> set[str]:
-        names: Iterable[str] = self._socketio.server.rooms(sid, namespace=self._namespace)  # type: ignore[attr-defined]
-        return {name for name in names if name != sid}
-
-    def members(self, room: str) -> list[str]:
-        manager = self._socketio.server.manager  # type: ignore[attr-defined]
-        return [sid for sid, _ in manager.get_participants(self._namespace, room)]

@@ -12,9 +12,12 @@ from flask_socketio import SocketIO as FlaskSocketIO
 from realtime.auth.handshake import extract_token
 from realtime.errors import RealtimeError
 from realtime.extensions import socketio
+from realtime.log_context import bind
+from realtime.metrics.recorders import socket_connected, socket_disconnected
 from realtime.schemas.session import ErrorEventOutSchema, ForceLogoutOutSchema
 from realtime.services.container import current_services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
+from realtime.sockets.event_log import logged_connect, logged_disconnect
 from realtime.sockets.recovery_flow import ConnectPlan, record_for, recoverable, remember, resume
 from realtime.sockets.server import ServerCore
 from realtime.stores.recovery import new_pid
@@ -50,8 +53,8 @@ session.emits(
 
 def register_connection_handlers(extension: FlaskSocketIO) -> None:
     """Attach ``connect`` and ``disconnect`` handlers to ``extension``."""
-    extension.on("connect")(on_connect)
-    extension.on("disconnect")(on_disconnect)
+    extension.on("connect")(logged_connect(on_connect))
+    extension.on("disconnect")(logged_disconnect(on_disconnect))
 
 
 def on_connect(auth: Any = None) -> None:
@@ -71,6 +74,7 @@ def on_connect(auth: Any = None) -> None:
             identity = plan.identity
         else:
             identity = services.authenticator.authenticate(extract_token(auth, request.headers, request.args))
+        bind(userId=identity.user_id)
         if plan is not None and plan.recovered:
             pid = plan.restore.record.pid  # type: ignore[union-attr]
             info = resume(services, core, sid, plan, single)
@@ -89,6 +93,7 @@ def on_connect(auth: Any = None) -> None:
     if pid:
         core.pids[sid] = pid
     services.connections.add(sid, identity, pid)
+    socket_connected()
     ctx = EventContext(
         sid=sid, user_id=identity.user_id, session_id=identity.session_id, profile=identity.profile, services=services
     )
@@ -99,12 +104,14 @@ def on_connect(auth: Any = None) -> None:
         log_unavailable(logger, "sending a connecting socket's broadcasts", exc)
     if info.evicted_sessions:
         logger.info("duplicate login: %d older session(s) logged out", len(info.evicted_sessions))
-    logger.info("socket connected", extra={"sid": sid, "user_id": identity.user_id})
+    logger.info("socket connected")
 
 
 def on_disconnect(reason: Any = None) -> None:
     """Keep a recovery record if the client will be back, release the socket cluster-wide, broadcast what
     its absence changes (3 round trips at most)."""
+    # python-socketio calls this only for sockets whose connect was accepted: each was counted in.
+    socket_disconnected()
     services = current_services()
     sid = request.sid
     services.limiter.forget(sid)
@@ -114,6 +121,7 @@ def on_disconnect(reason: Any = None) -> None:
     if removed is None:
         return
     identity, pid = removed
+    bind(userId=identity.user_id)
     if services.lifecycle.drained(sid):
         return
     if pid and recoverable(str(reason)):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from flask import request
@@ -11,9 +12,17 @@ from marshmallow import ValidationError
 
 from realtime.errors import ErrorCode, RealtimeError, failure, ok
 from realtime.extensions import socketio
+from realtime.metrics.recorders import (
+    record_error,
+    record_handled,
+    record_rate_limit_disconnect,
+    record_received,
+)
+from realtime.metrics.round_trips import counting
 from realtime.services.container import Services, current_services
 from realtime.sockets.blueprint import EventContext, EventHandler
 from realtime.sockets.catalog import EventCatalog
+from realtime.sockets.event_log import handling
 from realtime.sockets.server import ack_requested
 from realtime.stores.redis.checks import UNAVAILABLE_ERRORS, log_unavailable, unavailable
 
@@ -29,14 +38,31 @@ def register_handlers(socketio: SocketIO, catalog: EventCatalog) -> None:
 
 def _endpoint(handler: EventHandler) -> Any:
     def endpoint(*args: Any) -> dict[str, Any]:
-        return answer(handler.event, run_handler(handler, args))
+        with handling(handler.event) as scope:
+            return scope.done(answer(handler.event, _measured(handler, args)))
 
     endpoint.__name__ = f"on_{handler.event.replace(':', '_')}"
     return endpoint
 
 
+def _measured(handler: EventHandler, args: tuple[Any, ...]) -> dict[str, Any]:
+    """Run the handler, recording the event, the seconds to its envelope and its Redis round trips."""
+    record_received(handler.event)
+    started = time.perf_counter()
+    with counting() as trips:
+        envelope = run_handler(handler, args)
+    record_handled(handler.event, time.perf_counter() - started, trips.count)
+    return envelope
+
+
 def _unknown_event(event: Any, *args: Any) -> dict[str, Any]:
     name = (event if isinstance(event, str) else repr(event))[:80]
+    with handling(name) as scope:
+        return scope.done(_refuse_unknown(name))
+
+
+def _refuse_unknown(name: str) -> dict[str, Any]:
+    record_received(name)
     try:
         _take_token(current_services(), request.sid)
     except RealtimeError as err:
@@ -58,6 +84,8 @@ def _take_token(services: Services, sid: str) -> None:
 
 def answer(event: str, envelope: dict[str, Any]) -> dict[str, Any]:
     """Return the envelope as the ack; without an ack callback, send failures as an ``error`` event."""
+    if not envelope["ok"]:
+        record_error(event, envelope["error"]["code"])
     if not envelope["ok"] and not ack_requested():
         current_services().broadcaster.emit_local(request.sid, "error", {**envelope["error"], "event": event})
     return envelope
@@ -105,6 +133,7 @@ def _check_size(args: tuple[Any, ...], limit: int) -> None:
 def _disconnect_abuser(sid: str) -> None:
     """Sustained flooding: say why, then end the session (the client does not reconnect by itself)."""
     logger.warning("disconnecting a socket after sustained rate limiting", extra={"sid": sid})
+    record_rate_limit_disconnect()
     services = current_services()
     services.broadcaster.emit_local(
         sid,

@@ -4,7 +4,9 @@ python-socketio's server offers no public hook for what :mod:`realtime.sockets.s
 recovered sids and pids, held and bounded outbound packets, the connect deadline, refused packets), so
 :class:`RealtimeServer` overrides the private methods below, each a thin call into
 :class:`~realtime.sockets.server.ServerCore`. python-engineio ends a websocket transport on an undecodable
-packet without closing its socket: :func:`install_transport_guards` wraps that handler. Each override is
+packet without closing its socket: :func:`install_transport_guards` wraps that handler. python-engineio sleeps
+out each ping interval in a greenlet of its own per socket: :func:`install_ping_timers` replaces
+``Socket.schedule_ping`` with a hub timer (the memory it saves: :mod:`realtime.sockets.idle_sockets`). Each override is
 pinned by ``tests/test_library_pins.py`` to the library behaviour it relies on, and ``setup.cfg`` pins the
 libraries to the minor versions those tests cover.
 
@@ -15,12 +17,17 @@ changes the built server's class; the pins check the construction this relies on
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import engineio.socket
+import gevent
 import geventwebsocket.handler
 import socketio
+from engineio import packet as eio_packet
 
+from realtime.fanout.delivery import LocalDelivery
+from realtime.fanout.direct_writes import DirectWrites, text_frame
 from realtime.sockets.recovery_flow import prepare
 from realtime.sockets.server import ServerCore, handling_event, take_forced_sid
 from realtime.sockets.transport_guards import BoundedWebSocket
@@ -72,8 +79,18 @@ class RealtimeServer(socketio.Server):
 
     def _send_packet(self, eio_sid: str, pkt: Any) -> None:
         if self.core.outgoing(eio_sid, pkt):
-            super()._send_packet(eio_sid, pkt)
+            if not self._write_now(eio_sid, pkt):
+                super()._send_packet(eio_sid, pkt)
             self.core.sent(eio_sid)
+
+    def _write_now(self, eio_sid: str, pkt: Any) -> bool:
+        """Write a packet for one socket (an ack, a CONNECT answer) straight to its websocket when nothing can
+        get in between (:mod:`realtime.fanout.direct_writes`); False: it takes the library's queue."""
+        direct = getattr(self.eio, "realtime_direct_writes", None)
+        if direct is None:
+            return False
+        encoded = pkt.encode()
+        return isinstance(encoded, str) and direct.write(eio_sid, text_frame(("4" + encoded).encode()))
 
     def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
         # python-socketio sends emits without a callback (rooms and single sids) pre-encoded through here,
@@ -106,6 +123,13 @@ def install(
         max_concurrent_handshakes=max_concurrent_handshakes,
         connect_timeout=connect_timeout,
     )
+    direct = DirectWrites()
+    # The websocket loop (guard_websocket_handler) registers each websocket here for direct writes.
+    server.eio.realtime_direct_writes = direct
+    attach = getattr(server.manager, "attach", None)
+    if attach is not None:
+        # Looked up per call: Flask-SocketIO's test client replaces _send_eio_packet on the instance.
+        attach(LocalDelivery(direct, realtime.core.intercepts, lambda sid, pkt: realtime._send_eio_packet(sid, pkt)))
     # python-socketio registered its bound methods with Engine.IO before the class changed: register the
     # ones this class overrides again.
     server.eio.on("connect", realtime._handle_eio_connect)
@@ -129,15 +153,22 @@ def _recovered_or(generate_id: Any) -> Any:
 
 
 def guard_websocket_handler(original: Any) -> Any:
-    """Close the Engine.IO socket when its websocket loop dies on an undecodable packet."""
+    """Close the Engine.IO socket when its websocket loop dies on an undecodable packet; while the loop runs,
+    broadcasts may write to the websocket directly (:mod:`realtime.fanout.direct_writes`)."""
 
     def guarded(self: Any, ws: Any) -> Any:
+        direct = getattr(self.server, "realtime_direct_writes", None)
+        if direct is not None:
+            direct.register(self.sid, self, getattr(ws, "_sock", None))
         try:
             return original(self, ws)
         except Exception as exc:  # noqa: BLE001 - whatever ended the loop, the socket must not stay open
             logger.warning("websocket transport aborted on an undecodable packet (%s)", type(exc).__name__)
             self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
             return []
+        finally:
+            if direct is not None:
+                direct.unregister(self.sid)
 
     guarded.__realtime_guard__ = True  # type: ignore[attr-defined]
     return guarded
@@ -151,3 +182,39 @@ def install_transport_guards(max_message_bytes: int) -> None:
     handler = engineio.socket.Socket._websocket_handler
     if not getattr(handler, "__realtime_guard__", False):
         engineio.socket.Socket._websocket_handler = guard_websocket_handler(handler)
+
+
+def install_ping_timers() -> None:
+    """Make every Engine.IO socket of this process wait for its next ping on a hub timer (idempotent).
+
+    Same behaviour as python-engineio's ``Socket.schedule_ping``: a ping is scheduled only once the previous
+    ping was answered (``last_ping`` set), ``ping_interval`` seconds later, and sent only if the socket is
+    still open; the send itself runs in a greenlet (``start_background_task``), as before, because
+    ``Socket.send`` may close the socket and run the app's disconnect handler, which must not run on the hub.
+    """
+    if getattr(engineio.socket.Socket.schedule_ping, "__realtime_timer__", False):
+        return
+    engineio.socket.Socket.schedule_ping = _schedule_ping  # type: ignore[method-assign]
+
+
+def _schedule_ping(self: Any) -> None:
+    if self.last_ping:
+        self.last_ping = None
+        timer = gevent.get_hub().loop.timer(self.server.ping_interval)
+        timer.start(_ping_due, self, timer)
+
+
+_schedule_ping.__realtime_timer__ = True  # type: ignore[attr-defined]
+
+
+def _ping_due(sock: Any, timer: Any) -> None:
+    """Runs on the hub: no I/O here, only the start of the greenlet that sends."""
+    timer.close()
+    if not sock.closing and not sock.closed:
+        sock.server.start_background_task(_send_ping, sock)
+
+
+def _send_ping(sock: Any) -> None:
+    if not sock.closing and not sock.closed:
+        sock.last_ping = time.time()
+        sock.send(eio_packet.Packet(eio_packet.PING))

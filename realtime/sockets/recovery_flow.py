@@ -23,6 +23,7 @@ from socketio import packet as sio_packet
 from realtime.auth.handshake import Identity, extract_token
 from realtime.errors import RealtimeError
 from realtime.identifiers import StreamId, stream_id_before
+from realtime.metrics.recorders import record_recovery
 from realtime.services.container import Services
 from realtime.sockets.server import ServerCore
 from realtime.stores.recovery import RecoveryRecord, ReplayPacket, Restore
@@ -34,6 +35,11 @@ logger = logging.getLogger(__name__)
 NAMESPACE = "/"
 #: Disconnect reasons after which the client will reconnect by itself: worth remembering.
 RECOVERABLE_REASONS = frozenset({"transport close", "transport error", "ping timeout"})
+#: A restore's status -> the ``result`` label of ``realtime_recovery_attempts_total``.
+RECOVERY_RESULTS = {
+    "ok": "recovered", "missing": "expired", "mismatch": "foreign", "revoked": "revoked", "gap": "gap",
+    "overflow": "overflow",
+}
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ def prepare(core: ServerCore, eio_sid: str, data: dict[str, Any]) -> ConnectPlan
     try:
         claims = services.tokens.verify(extract_token(data, headers, query) or "")
     except RealtimeError:
+        record_recovery("invalid_token")
         return None
     pid = data["pid"]
     offset = data.get("offset") if isinstance(data.get("offset"), str) else None
@@ -83,7 +90,9 @@ def prepare(core: ServerCore, eio_sid: str, data: dict[str, Any]) -> ConnectPlan
         restore = services.recovery.restore(pid, offset, claims.user_id, claims.session_id, cached is None)
     except redis.RedisError:
         logger.warning("recovery lookup failed; connecting as a new session", exc_info=True)
+        record_recovery("unavailable")
         return None
+    record_recovery(RECOVERY_RESULTS[restore.status])
     if not restore.check.valid:
         return None
     identity = services.authenticator.identity_for(claims, restore.check, cached)

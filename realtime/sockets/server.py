@@ -29,11 +29,11 @@ from gevent.lock import BoundedSemaphore
 from socketio import packet as sio_packet
 
 from realtime.identifiers import stream_id_before
+from realtime.metrics import recorders as metrics
 
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "/"
-
 _ack_requested: ContextVar[bool] = ContextVar("ack_requested", default=False)
 _forced_sid: ContextVar[str | None] = ContextVar("forced_sid", default=None)
 
@@ -173,8 +173,7 @@ class ServerCore:
     # -- inbound ----------------------------------------------------------------------------------------------
 
     def refuses_message(self, eio_sid: str, data: Any) -> bool:
-        """Close the transport of a binary packet or attachment (no event of this server carries binary data:
-        refused instead of buffering up to billions of declared attachments)."""
+        """Close the transport of a binary packet or attachment (no event here carries binary data)."""
         if isinstance(data, (bytes, bytearray)) or (isinstance(data, str) and data[:1] in ("5", "6")):
             self.close_once(eio_sid, "binary packets are not accepted")
             return True
@@ -185,8 +184,7 @@ class ServerCore:
         self.close_once(eio_sid, f"undecodable Socket.IO packet ({type(exc).__name__})")
 
     def nameless_event_answer(self, eio_sid: str, namespace: str | None, ack_id: int | None) -> Any:
-        """The answer to an event whose first element is not a name (None when the socket is not connected):
-        its ack with ``UNKNOWN_EVENT``, or an ``error`` event without one."""
+        """An ``UNKNOWN_EVENT`` ack (or ``error`` event) for an event without a name; None if not connected."""
         namespace = namespace or NAMESPACE
         manager = self.server.manager
         sid = manager.sid_from_eio_sid(eio_sid, namespace)
@@ -227,13 +225,18 @@ class ServerCore:
             return False
         return not self._replayed_already(eio_sid, decoded)
 
+    def intercepts(self, eio_sid: str) -> bool:
+        """Whether ``eio_sid``'s packets must pass :meth:`outgoing_encoded` (a recovery replays to it)."""
+        return eio_sid in self.held or eio_sid in self.replayed_up_to
+
     def sent(self, eio_sid: str) -> None:
         """After a send: close a slow consumer, whose queue passed MAX_OUTBOUND_QUEUE."""
         sock = self.server.eio.sockets.get(eio_sid)
         if sock is None or sock.closing or sock.closed:
             return
-        if sock.queue.qsize() > self.max_outbound_queue:
-            self.close_once(eio_sid, f"slow consumer: over {self.max_outbound_queue} packets queued", abort=True)
+        why = f"slow consumer: over {self.max_outbound_queue} packets queued"
+        if sock.queue.qsize() > self.max_outbound_queue and self.close_once(eio_sid, why, abort=True):
+            metrics.record_slow_consumer_disconnect()
 
     def send_now(self, eio_sid: str, pkt: Any) -> None:
         """Send bypassing the hold (replayed packets)."""
@@ -263,13 +266,14 @@ class ServerCore:
 
     # -- closing transports -----------------------------------------------------------------------------------
 
-    def close_once(self, eio_sid: str, why: str, abort: bool = False) -> None:
-        """Close a transport once, however many packets keep arriving or queueing meanwhile."""
+    def close_once(self, eio_sid: str, why: str, abort: bool = False) -> bool:
+        """Close a transport once, however many packets keep arriving or queueing meanwhile (True: now)."""
         if eio_sid in self._closing:
-            return
+            return False
         self._closing.add(eio_sid)
         logger.warning("closing a transport: %s", why)
         self.server.start_background_task(self._abort_transport if abort else self._close_transport, eio_sid)
+        return True
 
     def _close_transport(self, eio_sid: str) -> None:
         try:
@@ -278,8 +282,7 @@ class ServerCore:
             self._closing.discard(eio_sid)
 
     def _abort_transport(self, eio_sid: str) -> None:
-        """Cut a transport whose writer is blocked on a client that does not read: a polite close would wait
-        for that writer forever. Shutting the TCP socket down fails the blocked send."""
+        """Cut a transport whose writer is blocked on a client that does not read (shutdown fails the send)."""
         try:
             websocket = (self.server.environ.get(eio_sid) or {}).get("wsgi.websocket")
             stream = getattr(websocket, "stream", None)

@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 import gevent
+from gevent.lock import Semaphore
 from geventwebsocket.exceptions import (
     FrameTooLargeException,
     ProtocolError,
@@ -29,11 +30,38 @@ from geventwebsocket.websocket import Header, WebSocket
 logger = logging.getLogger(__name__)
 
 
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    """XOR a client frame's payload with its 4-byte mask, as one big-integer operation (in C).
+
+    gevent-websocket unmasks byte by byte in Python (about 60 ms per MB here); this takes about 2 ms.
+    """
+    size = len(payload)
+    key = (mask * ((size >> 2) + 1))[:size]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(size, "big")
+
+
 class BoundedWebSocket(WebSocket):
-    """A gevent-websocket connection that refuses frames and messages over ``max_message_bytes``."""
+    """A gevent-websocket connection that refuses frames and messages over ``max_message_bytes``, unmasks and
+    checks UTF-8 in C, and serializes its writes with :attr:`write_lock`.
+
+    The lock lets :mod:`realtime.fanout.direct_writes` write a broadcast's frame straight to the socket while
+    python-engineio's writer greenlet is idle, without ever splitting a frame of the writer's.
+    """
 
     max_message_bytes = 2_000_000
     _message_bytes = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.write_lock = Semaphore(1)
+
+    def send_frame(self, message: Any, opcode: int) -> None:
+        with self.write_lock:
+            super().send_frame(message, opcode)
+
+    def validate_utf8(self, payload: Any) -> None:
+        """Left to :meth:`_decode_bytes`, whose strict ``decode`` checks the whole text message in C (and
+        closes with 1007 on invalid UTF-8), instead of gevent-websocket's byte-by-byte Python validator."""
 
     def read_frame(self) -> tuple[Any, bytes]:
         header = Header.decode_header(self.stream)
@@ -56,7 +84,7 @@ class BoundedWebSocket(WebSocket):
         if len(payload) != header.length:
             raise WebSocketError("Unexpected EOF reading frame payload")
         if header.mask:
-            payload = header.unmask_payload(payload)
+            payload = unmask(payload, header.mask)
         return header, payload
 
 

@@ -1,4 +1,5 @@
-"""Chat history per room (a capped Redis Stream), idempotent sends and offline-member notifications."""
+"""Chat history per room (a capped Redis Stream), idempotent sends, and the offline-member job each new
+message queues (:mod:`realtime.stores.offline_jobs` does the job)."""
 from __future__ import annotations
 
 import itertools
@@ -6,20 +7,18 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
 import redis
 
 from realtime.identifiers import StreamId
-from realtime.stores.notifications import MemoryNotificationStore
-from realtime.stores.presence import PresenceStore
+from realtime.stores.offline_jobs import MemoryOfflineJobs, OfflineJob
 from realtime.stores.redis.keys import Keys
 from realtime.stores.redis.scripts import ScriptSet
 
 DEDUP_SECONDS = 300
-MAX_NOTIFIED_MEMBERS = 1000
 
 
 class Unsent(StrEnum):
@@ -33,12 +32,11 @@ class Unsent(StrEnum):
 
 @dataclass(frozen=True)
 class AppendResult:
-    """The stored message id, whether the send was a retry, who was offline (notified), and for a retry of
-    a message whose fan-out failed, the stored message (with its id) to send now and what it still needs."""
+    """The stored message id, whether the send was a retry, and for a retry of a message whose fan-out
+    failed, the stored message (with its id) to send now and what it still needs."""
 
     id: str
     duplicate: bool
-    offline_user_ids: list[str] = field(default_factory=list)
     resend: dict[str, Any] | None = None
     unsent: Unsent | None = None
 
@@ -55,7 +53,8 @@ class ChatStore(Protocol):
     def append(
         self, room_id: str, message: dict[str, Any], client_id: str | None, notification: dict[str, Any]
     ) -> AppendResult:
-        """Store once per ``client_id`` (5 minutes); store ``notification`` for offline members.
+        """Store once per ``client_id`` (5 minutes); queue the job that stores ``notification`` for the
+        room's offline members (same round trip).
 
         A retry of a message marked by :meth:`mark_unsent` takes the mark and gets the message back as
         ``resend``: one of several concurrent retries sends it.
@@ -75,7 +74,8 @@ def _page(entries: list[tuple[str, dict[str, Any]]], limit: int) -> tuple[list[d
 
 
 class RedisChatStore:
-    """``{prefix}chat:{roomId}`` streams capped near ``max_len``; members in ``group-members:{roomId}``."""
+    """``{prefix}chat:{roomId}`` streams capped near ``max_len``; members in ``group-members:{roomId}``;
+    offline-member jobs on ``chat-offline-jobs``, capped near ``jobs_max_len``."""
 
     def __init__(
         self,
@@ -83,15 +83,15 @@ class RedisChatStore:
         keys: Keys,
         scripts: ScriptSet,
         max_len: int,
-        notification_cap: int,
+        jobs_max_len: int,
         clock: Callable[[], float],
     ) -> None:
         self._redis = client
         self._keys = keys
         self._max_len = max_len
-        self._cap = notification_cap
+        self._jobs_max_len = jobs_max_len
         self._clock = clock
-        self._append = scripts.load("chat_append", "notify_fn")
+        self._append = scripts.load("chat_append")
 
     def join(self, room_id: str, user_id: str, history: int) -> list[dict[str, Any]]:
         if history <= 0:
@@ -110,20 +110,19 @@ class RedisChatStore:
         self, room_id: str, message: dict[str, Any], client_id: str | None, notification: dict[str, Any]
     ) -> AppendResult:
         sender = message["senderId"]
-        duplicate, message_id, offline, unsent, stored = self._append(
+        duplicate, message_id, unsent, stored = self._append(
             keys=[
                 self._keys.chat_stream(room_id),
                 self._keys.chat_dedup(room_id, sender, client_id or ""),
-                self._keys.group_members(room_id),
+                self._keys.chat_offline_jobs,
             ],
             args=[
-                self._keys.prefix, sender, client_id or "", DEDUP_SECONDS,
-                json.dumps(message, separators=(",", ":")), self._max_len, self._clock(),
-                json.dumps(notification, separators=(",", ":")), self._cap, MAX_NOTIFIED_MEMBERS,
+                sender, client_id or "", DEDUP_SECONDS, json.dumps(message, separators=(",", ":")), self._max_len,
+                self._clock(), json.dumps(notification, separators=(",", ":")), room_id, self._jobs_max_len,
             ]
         )
         if not unsent:
-            return AppendResult(id=message_id, duplicate=bool(duplicate), offline_user_ids=list(offline))
+            return AppendResult(id=message_id, duplicate=bool(duplicate))
         resend = {**json.loads(stored), "id": message_id}
         return AppendResult(id=message_id, duplicate=True, resend=resend, unsent=Unsent(unsent))
 
@@ -157,16 +156,9 @@ class RedisChatStore:
 class MemoryChatStore:
     """The embedded default: a bounded deque per room, stream-like ids."""
 
-    def __init__(
-        self,
-        max_len: int,
-        notifications: MemoryNotificationStore,
-        presence: PresenceStore,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, max_len: int, jobs: MemoryOfflineJobs, clock: Callable[[], float] = time.time) -> None:
         self._max_len = max_len
-        self._notifications = notifications
-        self._presence = presence
+        self._jobs = jobs
         self._clock = clock
         self._rooms: dict[str, deque[tuple[str, dict[str, Any]]]] = {}
         self._members: dict[str, set[str]] = {}
@@ -202,11 +194,9 @@ class MemoryChatStore:
         self._rooms.setdefault(room_id, deque(maxlen=self._max_len)).append((message_id, dict(message)))
         if client_id:
             self._dedup[key] = (message_id, now + DEDUP_SECONDS, None)
-        members = list(self._members.get(room_id, ()))[:MAX_NOTIFIED_MEMBERS]
-        offline = [m for m in members if m != message["senderId"] and not self._presence.presence([m])[0].is_online]
-        stored = {**notification, "id": f"chat-{message_id}", "data": {**notification["data"], "messageId": message_id}}
-        self._notifications.add(offline, stored)
-        return AppendResult(id=message_id, duplicate=False, offline_user_ids=offline)
+        job = OfflineJob(message_id, room_id, message_id, message["senderId"], now, notification)
+        self._jobs.put(job, self._members.setdefault(room_id, set()))
+        return AppendResult(id=message_id, duplicate=False)
 
     def _retry(self, room_id: str, key: tuple[str, str, str]) -> AppendResult:
         message_id, expires, unsent = self._dedup[key]

@@ -84,16 +84,24 @@ class MemoryPresenceStore:
         self._clock = clock
         self._online: set[str] = set()
         self._presence: dict[str, tuple[str, str]] = {}
+        #: When each online user's first socket connected (offline-member jobs ask about a message's time).
+        self._since: dict[str, float] = {}
 
     def came_online(self, user_id: str) -> None:
         """The user's first socket connected."""
         self._online.add(user_id)
+        self._since[user_id] = self._clock()
         self._presence[user_id] = ("online", iso(self._clock()))
 
     def went_offline(self, user_id: str, last_seen: str) -> None:
         """The user's last socket is gone."""
         self._online.discard(user_id)
+        self._since.pop(user_id, None)
         self._presence[user_id] = ("offline", last_seen)
+
+    def online_at(self, user_ids: Sequence[str], at: float) -> list[bool]:
+        """Whether each user had a live socket at ``at`` (and still has one)."""
+        return [user_id in self._online and self._since.get(user_id, at) <= at for user_id in user_ids]
 
     def presence(self, user_ids: Sequence[str]) -> list[PresenceEntry]:
         entries = []

@@ -53,6 +53,7 @@ from tests.helpers.e2e_kit import (
     server_env,
     wait_until,
 )
+from tests.helpers.metrics_scrape import parse, total
 from tests.helpers.node_client import Message, NodeClients
 from tests.helpers.raw_socketio import Closed, RawSocketIO, SioPacket
 from tests.helpers.redis_server import RedisServer
@@ -764,6 +765,10 @@ def test_redis_restart_under_live_sockets(
         assert body["status"] == "unavailable" and body["redis"] == "unreachable", body
     unready_after = time.monotonic() - t_stop
     refused(x.emit("chat:message", {"roomId": room, "content": "down"}, timeout=12), "UNAVAILABLE")
+    # /metrics does not need Redis, and it counted the refusal (the only failed event of this fresh server).
+    scraped = requests.get(f"{a.url}/metrics", timeout=5, headers={"Connection": "close"})
+    assert scraped.status_code == 200, scraped.text
+    assert total(parse(scraped.text), "realtime_event_errors_total", code="UNAVAILABLE") == 1
     # New connections are refused (sessions cannot be checked); the live ones stay.
     late = clients.open(users["late"], b)
     assert late.handshake["type"] == "connect_error" and late.handshake["data"]["code"] == "UNAVAILABLE", late.handshake

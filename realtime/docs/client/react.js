@@ -84,6 +84,8 @@ class Hub {
     client.on("chat:history", (history) => this._merge(history.roomId, history.messages));
     client.on("chat:user_typing", (typing) => this._onTyping(typing));
     client.on("chat:user_left", (left) => this._stopTyping(left.roomId, left.userId));
+    // In a busy room, leaves arrive coalesced (chat:members_changed); users past the listed ones time out.
+    client.on("chat:members_changed", (change) => change.left.forEach((userId) => this._stopTyping(change.roomId, userId)));
     client.on("presence:update", (update) =>
       this._setPresence([{ userId: update.userId, isOnline: update.status !== "offline", status: update.status,
         lastSeen: update.lastSeen === undefined ? null : update.lastSeen }])

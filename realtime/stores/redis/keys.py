@@ -51,6 +51,11 @@ class Keys:
         """SET of the sids of ``user_id`` in ``room`` (the user counts in ``room_users`` while it is not empty)."""
         return f"{self.prefix}room-user:{room}:{user_id}"
 
+    @property
+    def recent_connects(self) -> str:
+        """ZSET sid -> first connect time of the sockets that connected in the last minute."""
+        return f"{self.prefix}recent-connects"
+
     # Presence.
     @property
     def user_sockets_prefix(self) -> str:
@@ -94,6 +99,11 @@ class Keys:
 
     def group_members(self, room_id: str) -> str:
         return f"{self.prefix}group-members:{room_id}"
+
+    @property
+    def chat_offline_jobs(self) -> str:
+        """STREAM of offline-member jobs of chat messages (capped), read by the group ``offline-notify``."""
+        return f"{self.prefix}chat-offline-jobs"
 
     # Games.
     def game(self, game_id: str) -> str:

@@ -33,6 +33,13 @@ if kept >= max_sockets then return {-1} end
 redis.call('ZADD', k_sockets(prefix), expiry, sid)
 redis.call('HSET', k_socket(prefix, sid), 'user', user, 'session', session)
 redis.call('HDEL', k_socket(prefix, sid), 'parked')
+-- When the socket first connected (a recovered socket keeps it), and the sockets new in the last minute:
+-- offline-member jobs (chat_offline*.lua) tell from them who had a live socket when a message was sent.
+if redis.call('HSETNX', k_socket(prefix, sid), 'since', now) == 1 then
+  local recent = k_recent_connects(prefix)
+  redis.call('ZADD', recent, now, sid)
+  redis.call('ZREMRANGEBYSCORE', recent, '-inf', tonumber(now) - 60)
+end
 redis.call('ZADD', user_sockets, expiry, sid)
 local joined = {}
 for i = 14, #ARGV do

@@ -12,3 +12,4 @@ local function k_unread(prefix, user) return prefix .. 'notifications-unread:' .
 local function k_room(prefix, room) return prefix .. 'room:' .. room end
 local function k_room_users(prefix, room) return prefix .. 'room-users:' .. room end
 local function k_room_user(prefix, room, user) return prefix .. 'room-user:' .. room .. ':' .. user end
+local function k_recent_connects(prefix) return prefix .. 'recent-connects' end
