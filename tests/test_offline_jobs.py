@@ -236,6 +236,8 @@ def test_redis_backlog_is_capped(config: dict[str, Any], redis_url: str, request
     services.offline_jobs.stop()
     cap = services.settings.offline_jobs_max
     chat = services.chat
+    # bob is a member with no socket in the room: every message needs a job.
+    redis.Redis.from_url(redis_url).sadd(services.keys.group_members("lobby"), "bob")
     for index in range(cap + 2000):
         chat.append("lobby", {"senderId": "alice", "content": str(index)}, None, NOTIFICATION)
 
@@ -259,3 +261,19 @@ def test_memory_backlog_is_capped_and_counts_what_it_dropped() -> None:
     assert queue.notify(taken[:1]) == [["bob"]]
     queue.ack(taken)
     assert queue.backlog().pending == 0
+
+
+def test_no_job_when_every_member_is_in_the_room(redis_url: str, request: pytest.FixtureRequest) -> None:
+    """A member with a socket in the room at the message's time is online: the append queues nothing."""
+    services = request.getfixturevalue("redis_app").extensions["realtime"]
+    services.offline_jobs.stop()
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.sadd(services.keys.group_members("lobby"), "alice", "bob")
+    client.sadd(services.keys.room_users("group:lobby"), "alice", "bob")
+
+    services.chat.append("lobby", {"senderId": "alice", "content": "hi"}, None, NOTIFICATION)
+    assert client.xlen(services.keys.chat_offline_jobs) == 0
+
+    client.srem(services.keys.room_users("group:lobby"), "bob")
+    services.chat.append("lobby", {"senderId": "alice", "content": "bob is away"}, None, NOTIFICATION)
+    assert client.xlen(services.keys.chat_offline_jobs) == 1

@@ -115,6 +115,8 @@ class RedisChatStore:
                 self._keys.chat_stream(room_id),
                 self._keys.chat_dedup(room_id, sender, client_id or ""),
                 self._keys.chat_offline_jobs,
+                self._keys.group_members(room_id),
+                self._keys.room_users(f"group:{room_id}"),
             ],
             args=[
                 sender, client_id or "", DEDUP_SECONDS, json.dumps(message, separators=(",", ":")), self._max_len,

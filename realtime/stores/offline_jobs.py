@@ -166,16 +166,24 @@ class RedisOfflineJobs:
         if not jobs:
             return []
         now = self._clock()
-        pipe = self._redis.pipeline(transaction=False)
+        # Jobs of one room share one look-up, made for the earliest of their times: its candidates include
+        # every later job's (recent connects since an earlier time are a superset); chat_offline.lua then
+        # checks each member at each job's own time.
+        groups: dict[tuple[str, bool], float] = {}
         for job in jobs:
-            members_key = self._keys.group_members(job.room_id)
-            if now - job.at < RECENT_TRUSTED:
-                room_users = self._keys.room_users(f"{CHAT_ROOM_PREFIX}{job.room_id}")
+            group = (job.room_id, now - job.at < RECENT_TRUSTED)
+            groups[group] = min(job.at, groups.get(group, job.at))
+        pipe = self._redis.pipeline(transaction=False)
+        for (room_id, recent), at in groups.items():
+            members_key = self._keys.group_members(room_id)
+            if recent:
+                room_users = self._keys.room_users(f"{CHAT_ROOM_PREFIX}{room_id}")
                 keys = [members_key, room_users, self._keys.recent_connects]
-                self._candidates(keys=keys, args=[self._keys.prefix, job.at, MAX_NOTIFIED_MEMBERS], client=pipe)
+                self._candidates(keys=keys, args=[self._keys.prefix, at, MAX_NOTIFIED_MEMBERS], client=pipe)
             else:
                 pipe.srandmember(members_key, MAX_NOTIFIED_MEMBERS)
-        candidates = pipe.execute()
+        by_group = dict(zip(groups, pipe.execute(), strict=True))
+        candidates = [by_group[(job.room_id, now - job.at < RECENT_TRUSTED)] for job in jobs]
         pipe = self._redis.pipeline(transaction=False)
         calls: list[int] = []
         for job, members in zip(jobs, candidates, strict=True):

@@ -1,5 +1,6 @@
 -- Store a chat message once per clientId, and queue the job that notifies the room's offline members.
--- KEYS: chat stream, dedup key (unused without a client_id), offline-job stream
+-- KEYS: chat stream, dedup key (unused without a client_id), offline-job stream, group members, the
+--       room's users (users with a socket in group:{roomId}, cluster-wide)
 -- ARGV: sender, client_id ('' for none), dedup_ttl, message_json, max_len, now,
 --       notification_template_json (the job fills in id and data.messageId), room id, job stream max_len
 -- Returns {duplicate (0|1), message id, unsent, stored message_json}
@@ -33,5 +34,9 @@ end
 local id = redis.call('XADD', stream, 'MAXLEN', '~', max_len, '*', 'm', message_json)
 if client_id ~= '' then redis.call('SET', dedup_key, id, 'EX', dedup_ttl) end
 
-redis.call('XADD', jobs, 'MAXLEN', '~', jobs_max_len, '*', 'r', room_id, 'm', id, 's', sender, 't', now, 'n', template)
+-- A member is offline at the message's time only if no socket of theirs is in the room now (a socket in it
+-- connected before this message): when every member is in the room, which is the common case, no job at all.
+if #redis.call('SDIFF', KEYS[4], KEYS[5]) > 0 then
+  redis.call('XADD', jobs, 'MAXLEN', '~', jobs_max_len, '*', 'r', room_id, 'm', id, 's', sender, 't', now, 'n', template)
+end
 return {0, id, '', ''}
