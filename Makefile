@@ -8,7 +8,7 @@ APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
 export PORT
 
-.PHONY: run test bench bench-node-tools bench-storm install install-test tools redis-server node-tools browser clean
+.PHONY: run test bench bench-node-tools bench-storm install install-test requirements tools redis-server node-tools browser nginx clean
 
 run: install
 	@echo "realtime: serving the embedded default (no Redis) on http://127.0.0.1:$(PORT)/"
@@ -49,10 +49,21 @@ $(VENV)/.installed-test: setup.cfg pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(VENV)/.installed $@
 
-tools: redis-server node-tools browser
+# requirements.txt is what Heroku's Python buildpack installs: setup.cfg's install_requires and everything they
+# pull in, pinned with ==, resolved by uv (test extra) for the Python in .python-version on Linux (a dyno).
+# Run it after every change to install_requires; tests/test_requirements.py fails until then.
+requirements: install-test
+	$(VENV)/bin/uv pip compile setup.cfg --quiet --python-version $$(cat .python-version) --python-platform linux \
+		--custom-compile-command "make requirements" -o requirements.txt
+
+tools: redis-server node-tools browser nginx
 
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq redis-server; }
+
+# The deployment chapter's nginx example runs in tests/e2e/test_deployment.py.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { $(APT) update -qq && $(APT) install -y -qq nginx; }
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq chromium chromium-driver; }

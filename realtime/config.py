@@ -61,6 +61,13 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
     prod = values["APP_ENV"] == "prod"
     warnings: list[str] = []
     resolved["message_queue_url"] = _redis_urls(values, raw["MESSAGE_QUEUE_URL"] is None, prod, warnings)
+    if not values["REDIS_TLS_VERIFY"]:
+        resolved["redis_url"] = _unverified(resolved["redis_url"])
+        resolved["message_queue_url"] = _unverified(resolved["message_queue_url"])
+        warnings.append(
+            "REDIS_TLS_VERIFY=false: the certificate of a rediss:// Redis is not verified (the link is encrypted, "
+            "but open to a machine in the middle); meant for a provider whose certificate is self-signed."
+        )
     algorithms, verify_key, signing_key = _jwt_keys(values, prod, warnings)
     resolved.update(jwt_algorithms=algorithms, jwt_verify_key=verify_key, jwt_signing_key=signing_key)
     resolved["allowed_origins"] = _origins(values, prod)
@@ -87,6 +94,14 @@ def _redis_urls(values: Mapping[str, Any], queue_unset: bool, prod: bool, warnin
         )
     # Set but empty (None after parsing) disables the queue: one process with Redis stores.
     return redis_url if queue_unset else values["MESSAGE_QUEUE_URL"]
+
+
+def _unverified(url: str | None) -> str | None:
+    """``url`` asking redis-py not to verify the server's certificate, for a ``rediss://`` URL (Heroku Redis
+    serves a self-signed one, and its add-on owns REDIS_URL, so the query parameter cannot be added there)."""
+    if url is None or not url.startswith("rediss://") or "ssl_cert_reqs=" in url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}ssl_cert_reqs=none"
 
 
 def _jwt_keys(values: Mapping[str, Any], prod: bool, warnings: list[str]) -> tuple[tuple[str, ...], str, str | None]:

@@ -135,6 +135,7 @@ class Settings:
     probe_interval: float = env("PROBE_INTERVAL", "15", number(1), "seconds between pub/sub self-probes")
     session_check_interval: float = env("SESSION_CHECK_INTERVAL", "10", number(1), "seconds between checks")
     redis_max_connections: int = env("REDIS_MAX_CONNECTIONS", "200", whole(10), "connections per Redis pool")
+    redis_tls_verify: bool = env("REDIS_TLS_VERIFY", "true", flag, "verify a rediss:// server's certificate")
     max_concurrent_handshakes: int = env("MAX_CONCURRENT_HANDSHAKES", "64", whole(1), "handshakes run at once")
     event_rate: float = env("EVENT_RATE", "20", number(0.1), "events per second per socket")
     event_burst: int = env("EVENT_BURST", "40", whole(1), "burst of events per socket")

@@ -215,3 +215,32 @@ def test_environ_is_validated_like_overrides() -> None:
 def test_create_app_refuses_a_bad_config() -> None:
     with pytest.raises(ConfigError, match="APP_ENV"):
         create_app({"APP_ENV": "staging"})
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "queue_url", "expected_redis", "expected_queue"),
+    [
+        ("rediss://h:6380/0", None, "rediss://h:6380/0?ssl_cert_reqs=none", "rediss://h:6380/0?ssl_cert_reqs=none"),
+        ("rediss://h/0?health_check_interval=5", None, "rediss://h/0?health_check_interval=5&ssl_cert_reqs=none",
+         "rediss://h/0?health_check_interval=5&ssl_cert_reqs=none"),
+        ("rediss://h/0?ssl_cert_reqs=required", None, "rediss://h/0?ssl_cert_reqs=required",
+         "rediss://h/0?ssl_cert_reqs=required"),
+        ("redis://h/0", "rediss://q/0", "redis://h/0", "rediss://q/0?ssl_cert_reqs=none"),
+    ],
+    ids=["tls", "tls-with-query", "explicit-choice-kept", "plain-stores-tls-queue"],
+)
+def test_redis_tls_verify_false_stops_verifying_rediss_urls_only(
+    redis_url: str, queue_url: str | None, expected_redis: str, expected_queue: str
+) -> None:
+    overrides = {"REDIS_URL": redis_url, "REDIS_TLS_VERIFY": "false"}
+    if queue_url is not None:
+        overrides["MESSAGE_QUEUE_URL"] = queue_url
+    settings = load_settings(overrides, environ={})
+
+    assert (settings.redis_url, settings.message_queue_url) == (expected_redis, expected_queue)
+    assert any("REDIS_TLS_VERIFY=false" in warning for warning in settings.warnings)
+
+
+def test_redis_urls_are_verified_by_default() -> None:
+    settings = load_settings({"REDIS_URL": "rediss://h:6380/0"}, environ={})
+    assert settings.redis_url == "rediss://h:6380/0"
