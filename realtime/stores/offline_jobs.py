@@ -97,8 +97,7 @@ class OfflineJobQueue(Protocol):
 
 
 class RedisOfflineJobs:
-    """The job stream ``{prefix}chat-offline-jobs`` (capped by the append), read by the group
-    ``offline-notify``: each worker is one consumer, named after its host and process."""
+    """The capped job stream ``{prefix}chat-offline-jobs``, read by the group ``offline-notify`` (a consumer per worker)."""
 
     def __init__(
         self,
@@ -203,10 +202,12 @@ class RedisOfflineJobs:
             self._redis.xack(self._stream, GROUP, *(job.entry_id for job in jobs))
 
     def backlog(self) -> Backlog:
-        for group in self._redis.xinfo_groups(self._stream) if self._redis.exists(self._stream) else ():
+        # Redis counts lag from every entry ever added, trimmed ones too: at most the stream's length waits.
+        length = int(self._redis.xlen(self._stream))
+        for group in self._redis.xinfo_groups(self._stream) if length else ():
             if group["name"] == GROUP:
-                return Backlog(lag=int(group.get("lag") or 0), pending=int(group["pending"]))
-        return Backlog(lag=int(self._redis.xlen(self._stream)), pending=0)
+                return Backlog(lag=min(length, int(group.get("lag") or 0)), pending=int(group["pending"]))
+        return Backlog(lag=length, pending=0)
 
     def forget_idle_consumers(self, idle: float) -> int:
         """Drop consumers (workers gone) idle longer than ``idle`` seconds with nothing pending."""
