@@ -11,7 +11,6 @@ from flask_socketio import SocketIOTestClient
 
 from realtime import create_app
 from realtime.extensions import socketio
-from realtime.services import room_router
 from tests.conftest import TokenActions
 
 
@@ -141,18 +140,17 @@ def test_membership_follows_joins_leaves_and_disconnects(app: Flask) -> None:
     assert services.rooms.rooms_of(sid) == set()
 
 
-def test_index_of_gone_sockets_is_swept(config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(room_router, "SWEEP_MIN", 8)
+def test_index_of_gone_sockets_is_swept(config: dict[str, Any]) -> None:
     app = create_app(config)
     try:
-        router = app.extensions["realtime"].rooms._router
+        manager = app.extensions["realtime"].rooms._router._manager()
         for index in range(40):
             connect(app, f"passer{index}").disconnect()
         stayer = connect(app, "stayer")
         assert stayer.emit("chat:join", {"roomId": "lobby"}, callback=True)["ok"]
         (sid,) = app.extensions["realtime"].connections.of_user("stayer")
 
-        assert len(router._entered) <= 2 * 8 + 1, "entries of disconnected sockets do not pile up"
+        assert {indexed for _, indexed in manager.rooms_of_sid} == {sid}, "entries of disconnected sockets do not pile up"
         assert app.extensions["realtime"].rooms.rooms_of(sid) == {"group:lobby", "user:stayer", "broadcast:all"}
     finally:
         app.extensions["realtime"].lifecycle.stop()
