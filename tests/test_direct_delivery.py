@@ -131,7 +131,23 @@ def test_a_frame_goes_straight_to_an_idle_websocket(pair: Any) -> None:
     writes.register("e1", eio, websocket_on(server))
 
     assert writes.write("e1", text_frame(b"42[\"x\"]"))
+    writes.flush()
     assert client.recv(100) == text_frame(b"42[\"x\"]")
+
+
+def test_the_frames_of_one_round_go_out_together_in_order(pair: Any) -> None:
+    server, client = pair
+    writes, eio = DirectWrites(), FakeEio()
+    websocket = websocket_on(server)
+    writes.register("e1", eio, websocket)
+    frames = [text_frame(f"42[\"m{n}\"]".encode()) for n in range(5)]
+
+    assert all(writes.write("e1", frame) for frame in frames)
+    assert websocket.write_lock.locked(), "the writer greenlet's frames wait for the batch"
+    gevent.sleep(0)
+
+    assert client.recv(1000) == b"".join(frames)
+    assert not websocket.write_lock.locked()
 
 
 @pytest.mark.parametrize("state", ["queued", "locked", "upgrading", "closing", "polling", "unknown"])
@@ -162,6 +178,7 @@ def test_a_frame_the_kernel_takes_in_part_is_finished_before_the_next_write(pair
     big = text_frame(b"a" * 3_000_000)
 
     assert writes.write("e1", big)
+    writes.flush()
     assert websocket.write_lock.locked(), "the rest is being written: the writer greenlet must wait"
     assert writes.write("e1", text_frame(b"4next")) is False
     received = bytearray()
@@ -188,6 +205,7 @@ def test_delivery_writes_once_per_member_and_hands_the_rest_to_the_library(pair:
     rooms = {"group:a": {"s1": "e-direct", "s2": "e-held", "s3": "e-polling", "s4": "e-skipped"}}
 
     count = delivery.deliver(rooms, '2["e",1]', "group:a", "s4")
+    writes.flush()
 
     assert count == 3
     assert client.recv(100) == text_frame(b'42["e",1]')

@@ -3,15 +3,18 @@
 python-engineio gives every socket a queue and a writer greenlet: each packet of a broadcast is queued once per
 recipient, the writer wakes, gevent-websocket builds the frame again for that recipient, and gevent's
 ``sendall`` asks the kernel for the buffer size before it writes. Here a broadcast's WebSocket frame is built
-once and each recipient gets one non-blocking ``send`` of those bytes, when nothing can get in between:
+once and each recipient gets those bytes, when nothing can get in between, batched per socket: the frames a
+socket is given before the hub next runs (several broadcasts read from the channel in one go, an ack) go
+out in one non-blocking ``send``:
 
 - the socket is a websocket past its upgrade, open, with an empty queue;
 - its write lock (:class:`~realtime.sockets.transport_guards.BoundedWebSocket`'s, which every frame of the
   writer greenlet takes) is free, so no frame of the writer is half written.
 
 Otherwise the packet takes the library's path (queue and writer), which keeps the socket's order: once a packet
-is queued, the next ones see a non-empty queue and follow it. A frame the kernel takes only in part keeps the
-lock while a greenlet writes the rest, so the writer waits for it. A reader that stops reading fills its queue
+is queued, the next ones see a non-empty queue and follow it. A batch holds the lock from its first frame until
+it is written, and data the kernel takes only in part keeps it while a greenlet writes the rest, so the writer
+greenlet's frames wait for them. A reader that stops reading fills its queue
 and is closed as a slow consumer (MAX_OUTBOUND_QUEUE), which also fails that greenlet's write.
 """
 from __future__ import annotations
@@ -40,11 +43,13 @@ def text_frame(payload: bytes) -> bytes:
 class Connection:
     """What a direct write needs of one websocket: the Engine.IO socket, the write lock and the OS socket."""
 
-    __slots__ = ("eio", "lock", "sock", "raw")
+    __slots__ = ("eio", "lock", "sock", "raw", "pending")
 
     def __init__(self, eio: Any, lock: Any, sock: Any) -> None:
         self.eio = eio
         self.lock = lock
+        #: Frames accepted since the lock was taken, written together at the next flush (None: no batch).
+        self.pending: list[bytes] | None = None
         #: gevent's socket (its ``sendall`` waits cooperatively) and the OS socket under it (non-blocking).
         self.sock = sock
         self.raw = sock._sock
@@ -55,6 +60,8 @@ class DirectWrites:
 
     def __init__(self) -> None:
         self._connections: dict[str, Connection] = {}
+        self._batched: list[Connection] = []
+        self._flush_scheduled = False
 
     def __len__(self) -> int:
         return len(self._connections)
@@ -74,34 +81,56 @@ class DirectWrites:
         self._connections.pop(eio_sid, None)
 
     def write(self, eio_sid: str, frame: bytes) -> bool:
-        """Write ``frame`` to ``eio_sid``'s websocket now, if nothing can get in between (module docstring).
+        """Accept ``frame`` for ``eio_sid``'s websocket if nothing can get in between (module docstring): it
+        goes out with the socket's other frames of this round, in one ``send``, when the hub next runs.
 
         :returns: False when the caller must send the packet through the library's queue instead.
         """
         connection = self._connections.get(eio_sid)
         if connection is None:
             return False
+        pending = connection.pending
+        if pending is not None:
+            pending.append(frame)
+            return True
         eio = connection.eio
         if eio.closing or eio.closed or eio.upgrading or not eio.upgraded or eio.queue.qsize():
             return False
-        lock = connection.lock
-        if not lock.acquire(blocking=False):
+        # Held until the batch is written: the writer greenlet's frames wait, so none gets in between.
+        if not connection.lock.acquire(blocking=False):
             return False
-        try:
-            sent = connection.raw.send(frame)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            lock.release()
-            return False
-        if sent == len(frame):
-            lock.release()
-            return True
-        if sent == 0:
-            lock.release()
-            return False
-        gevent.spawn(_finish, connection, memoryview(frame)[sent:])
+        connection.pending = [frame]
+        self._batched.append(connection)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            gevent.spawn(self.flush)
         return True
+
+    def flush(self) -> None:
+        """Write every open batch: each socket's frames in one non-blocking ``send`` (a greenlet finishes
+        what the kernel does not take at once)."""
+        batched, self._batched = self._batched, []
+        self._flush_scheduled = False
+        for connection in batched:
+            frames, connection.pending = connection.pending or [], None
+            _send(connection, frames[0] if len(frames) == 1 else b"".join(frames))
+
+
+def _send(connection: Connection, data: bytes) -> None:
+    """Write ``data`` holding the connection's lock, and release it once all is out."""
+    try:
+        sent = connection.raw.send(data)
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    except OSError as exc:
+        # The transport is failing: its reader ends the session, whose recovery covers these frames.
+        logger.debug("a direct write failed with %s", type(exc).__name__)
+        connection.lock.release()
+        return
+    if sent == len(data):
+        connection.lock.release()
+        return
+    gevent.spawn(_finish, connection, memoryview(data)[sent:])
 
 
 def _finish(connection: Connection, rest: memoryview) -> None:
