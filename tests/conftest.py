@@ -12,6 +12,7 @@ from flask import Flask  # noqa: E402
 from flask_socketio import SocketIOTestClient  # noqa: E402
 
 from realtime import create_app  # noqa: E402
+from realtime.cluster.lifecycle import Lifecycle  # noqa: E402
 from realtime.extensions import socketio  # noqa: E402
 from tests.helpers.redis_server import RedisServer  # noqa: E402
 
@@ -24,6 +25,26 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _lifecycles_stopped(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every worker lifecycle a test starts is stopped when the test ends, whichever fixture built its app.
+
+    A background greenlet left running (the offline-job consumer above all) would go on reading the private
+    Redis every test shares and take the next test's jobs.
+    """
+    started: dict[int, Lifecycle] = {}
+    ensure_started = Lifecycle.ensure_started
+
+    def recording(self: Lifecycle) -> None:
+        started[id(self)] = self
+        ensure_started(self)
+
+    monkeypatch.setattr(Lifecycle, "ensure_started", recording)
+    yield
+    for lifecycle in started.values():
+        lifecycle.stop()
 
 
 @pytest.fixture

@@ -140,6 +140,7 @@ def rsa_live(redis_url: str) -> Iterator[tuple[LiveServer, Flask]]:
     server = LiveServer(app).start()
     yield server, app
     server.stop()
+    app.extensions["realtime"].lifecycle.stop()
 
 
 def test_rs256_server_accepts_its_tokens(rsa_live: tuple[LiveServer, Flask]) -> None:
