@@ -55,8 +55,9 @@ SNAPSHOT = """() => {
 
 @pytest.fixture(scope="module")
 def cluster_overrides() -> dict[str, str | None]:
-    """A dropped connection counts as gone after 2 s, so that a closed browser goes offline within the test."""
-    return {"RECOVERY_WINDOW": "2"}
+    """A dropped connection counts as gone after 2 s, and the reaper (every PRESENCE_TTL / 3) runs every 2 s, so
+    that a closed browser goes offline within a few seconds, far inside the test's wait."""
+    return {"RECOVERY_WINDOW": "2", "PRESENCE_TTL": "6"}
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import shutil
 import socket
 import subprocess
@@ -14,11 +15,33 @@ import redis
 logger = logging.getLogger(__name__)
 
 
+#: Where the kernel takes the local ports of outgoing connections from (Linux's default when unreadable).
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: The lowest port handed out.
+LOWEST_PORT = 10000
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nobody uses right now, below the kernel's ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` comes from the range it also gives outgoing connections:
+    between this call and the server's ``bind``, a Redis client of another process could take it as its
+    local port, and the server would fail with "Address already in use". A random port below that range
+    is never taken that way.
+    """
+    try:
+        first_ephemeral = int(EPHEMERAL_RANGE.read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32768
+    for _ in range(200):
+        port = random.randrange(LOWEST_PORT, max(LOWEST_PORT + 1000, first_ephemeral))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port below the ephemeral range after 200 tries")
 
 
 class RedisServer:
