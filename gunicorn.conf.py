@@ -53,6 +53,7 @@ def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
     recover) instead of waiting on them; cut what each idle socket costs (realtime/sockets/idle_sockets.py)."""
     import gevent
 
+    from realtime.sockets.collector import FullCollectionPacing
     from realtime.sockets.idle_sockets import stop_tracking_greenlet_tree, tune_collector, with_small_read_buffer
     from realtime.sockets.library_hooks import install_ping_timers
     from realtime.sockets.transport_guards import install_head_deadline
@@ -76,8 +77,10 @@ def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
     signal.signal(signal.SIGTERM, handle_exit)
     install_ping_timers()
     stop_tracking_greenlet_tree()
-    # Last: what the app built at start-up is frozen out of the collector's view.
+    # Last: what the app built at start-up is frozen out of the collector's view, and so is what survives
+    # each full collection after it (realtime/sockets/collector.py).
     tune_collector()
+    FullCollectionPacing(app.extensions["realtime"].settings.gc_rescan_interval).install()
 
 
 def when_ready(server):  # noqa: ANN001, ANN201 - gunicorn hook signature

@@ -134,6 +134,9 @@ class Settings:
     rate_limit_disconnect: int = env("RATE_LIMIT_DISCONNECT", "200", whole(1), "refusals before a disconnect")
     probe_interval: float = env("PROBE_INTERVAL", "15", number(1), "seconds between pub/sub self-probes")
     session_check_interval: float = env("SESSION_CHECK_INTERVAL", "10", number(1), "seconds between checks")
+    gc_rescan_interval: float = env(
+        "GC_RESCAN_INTERVAL", "600", number(10), "seconds between full-heap garbage collections in a worker"
+    )
     redis_max_connections: int = env("REDIS_MAX_CONNECTIONS", "200", whole(10), "connections per Redis pool")
     redis_tls_verify: bool = env("REDIS_TLS_VERIFY", "true", flag, "verify a rediss:// server's certificate")
     max_concurrent_handshakes: int = env("MAX_CONCURRENT_HANDSHAKES", "64", whole(1), "handshakes run at once")

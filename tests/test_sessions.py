@@ -11,7 +11,9 @@ from flask import Flask
 from flask_socketio import SocketIOTestClient
 
 from realtime.extensions import socketio
+from realtime.stores.sessions import CHECK_CHUNK
 from tests.conftest import APP_FIXTURES, TokenActions
+from tests.helpers.redis_counter import counting_round_trips
 
 
 
@@ -179,3 +181,25 @@ def test_heartbeat_does_not_resurrect_a_socket_that_left_during_the_refresh(
     assert services.rooms.count("party:p1").sockets == 0
     assert services.presence.presence(["alice"])[0].is_online is True
     assert services.redis.zcard(services.keys.sockets) == 1
+
+
+def test_session_check_goes_in_chunks_and_finds_every_gone_session(
+    redis_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's periodic check: one round trip per CHECK_CHUNK sessions (never one pipeline of all of them,
+    which held the hub for every socket of the worker), and every deleted or foreign session found."""
+    sessions = redis_app.extensions["realtime"].sessions
+    owners = {}
+    for index in range(2 * CHECK_CHUNK + 10):
+        session_id, _ = TokenActions(redis_app).session(f"u{index}")
+        owners[session_id] = f"u{index}"
+    ids = list(owners)
+    for session_id in (ids[0], ids[CHECK_CHUNK], ids[-1]):
+        sessions.revoke(session_id)
+    owners[ids[7]] = "somebody-else"
+
+    with counting_round_trips(monkeypatch) as trips:
+        gone = sessions.missing(owners)
+
+    assert sorted(gone) == sorted([ids[0], ids[7], ids[CHECK_CHUNK], ids[-1]])
+    assert trips.count == 3

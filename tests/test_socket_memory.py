@@ -13,6 +13,7 @@ import inspect
 import socket
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -134,15 +135,14 @@ def test_greenlets_stop_recording_their_spawning_stack() -> None:
         gevent.config.track_greenlet_tree = previous
 
 
-def test_the_collector_keeps_young_generations_and_freezes_the_start_up_heap() -> None:
+def test_the_collector_freezes_the_start_up_heap_and_keeps_its_thresholds() -> None:
     previous = gc.get_threshold()
     try:
         idle_sockets.tune_collector()
         assert gc.get_freeze_count() > 0
-        assert gc.get_threshold() == (700, 10, 100)
+        assert gc.get_threshold() == previous
     finally:
         gc.unfreeze()
-        gc.set_threshold(*previous)
 
 
 def test_connections_read_through_a_small_buffer_and_still_read_requests_larger_than_it() -> None:
@@ -250,3 +250,19 @@ def test_a_worker_pings_an_idle_socket_every_interval_and_drops_one_that_stops_a
         answering.close()
         silent.close()
     assert "Traceback" not in pinging_server.log_text()
+
+
+@pytest.mark.usefixtures("ping_timers")
+def test_a_disconnected_socket_is_freed_without_waiting_for_its_next_ping() -> None:
+    """The pending timer holds its socket: cancelled on disconnect, or every socket a worker sheds would live
+    on for up to ``ping_interval``."""
+    socks = eio_sockets(SOCKETS, ping_interval=60)
+    for sock in socks:
+        sock.schedule_ping()
+    refs = [weakref.ref(sock) for sock in socks]
+    for sock in socks[: SOCKETS // 2]:
+        library_hooks.cancel_ping_timer(sock)
+    del socks, sock
+    gc.collect()
+    alive = [ref() is not None for ref in refs]
+    assert alive == [False] * (SOCKETS // 2) + [True] * (SOCKETS - SOCKETS // 2)

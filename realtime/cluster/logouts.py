@@ -73,7 +73,7 @@ class SessionLogouts:
         """One session check: log out this worker's sockets whose session is gone (deleted or expired by the
         login service, or lost by Redis); return how many sockets.
 
-        One pipelined round trip for all the sessions of this worker, whatever the traffic. A Redis that does
+        One pipelined round trip per 250 sessions of this worker (``CHECK_CHUNK``), whatever the traffic. A Redis that does
         not answer logs nobody out: only an answer saying a session is gone does.
         """
         owners = {identity.session_id: identity.user_id for _, identity in self._services.connections.items()}

@@ -15,10 +15,9 @@ Measured on one worker holding 2,000-10,000 idle websocket sockets (``bench/side
   the buffer goes around it: :func:`with_small_read_buffer` reads through 1 KiB, 2.5-4 KB less per socket.
 - A worker's heap grows by ~100 GC-tracked objects per socket; CPython's default thresholds then run a full
   collection each time the heap grows by a quarter, each a pause of the whole hub that scans every object
-  (0.1-0.3 s at 5,000 sockets, longer with more): 11 full collections took 18-45 % of the worker's CPU in a
-  5,000-socket connect storm. :func:`tune_collector` moves what the app built at start-up out of the
-  collector's view (``gc.freeze``) and considers a full collection ten times less often (one in that storm);
-  young objects, where short-lived cycles live, are still collected at the default pace.
+  (0.1-0.3 s at 5,000 sockets, 0.3-0.6 s at 10,000). :func:`tune_collector` moves what the app built at
+  start-up out of the collector's view (``gc.freeze``), and :mod:`realtime.sockets.collector` does the same
+  with what survives each full collection after it.
 
 gunicorn.conf.py applies all of them in each worker before it serves (``post_worker_init``).
 """
@@ -29,17 +28,14 @@ from typing import Any
 
 import gevent
 
-#: Generation 0 and 1 at CPython's defaults; a full collection waits for 100 generation-1 collections, not 10.
-COLLECTOR_THRESHOLDS = (700, 10, 100)
 #: The read buffer of each connection (Python's default is 8 KiB).
 READ_BUFFER_BYTES = 1024
 
 
 def tune_collector() -> None:
-    """Freeze the start-up heap out of every collection and make full collections rarer (see the module)."""
+    """Freeze the start-up heap out of every collection (see the module)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 def stop_tracking_greenlet_tree() -> None:

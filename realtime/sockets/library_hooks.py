@@ -47,6 +47,9 @@ class RealtimeServer(socketio.Server):
 
     def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self.core.closed(eio_sid)
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is not None:
+            cancel_ping_timer(sock)
         super()._handle_eio_disconnect(eio_sid, reason)
 
     def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
@@ -191,6 +194,9 @@ def install_ping_timers() -> None:
     ping was answered (``last_ping`` set), ``ping_interval`` seconds later, and sent only if the socket is
     still open; the send itself runs in a greenlet (``start_background_task``), as before, because
     ``Socket.send`` may close the socket and run the app's disconnect handler, which must not run on the hub.
+    A socket's pending timer is cancelled when it disconnects (:func:`cancel_ping_timer`): the timer holds
+    the socket, which would otherwise outlive its connection by up to ``ping_interval`` (as python-engineio's
+    sleeping greenlet does), and a worker churning sockets would hold that many more.
     """
     if getattr(engineio.socket.Socket.schedule_ping, "__realtime_timer__", False):
         return
@@ -201,6 +207,7 @@ def _schedule_ping(self: Any) -> None:
     if self.last_ping:
         self.last_ping = None
         timer = gevent.get_hub().loop.timer(self.server.ping_interval)
+        self.realtime_ping_timer = timer
         timer.start(_ping_due, self, timer)
 
 
@@ -210,6 +217,7 @@ _schedule_ping.__realtime_timer__ = True  # type: ignore[attr-defined]
 def _ping_due(sock: Any, timer: Any) -> None:
     """Runs on the hub: no I/O here, only the start of the greenlet that sends."""
     timer.close()
+    sock.realtime_ping_timer = None
     if not sock.closing and not sock.closed:
         sock.server.start_background_task(_send_ping, sock)
 
@@ -218,3 +226,11 @@ def _send_ping(sock: Any) -> None:
     if not sock.closing and not sock.closed:
         sock.last_ping = time.time()
         sock.send(eio_packet.Packet(eio_packet.PING))
+
+
+def cancel_ping_timer(sock: Any) -> None:
+    """Drop the pending ping timer of an Engine.IO socket that is going away (if it has one)."""
+    timer = getattr(sock, "realtime_ping_timer", None)
+    if timer is not None:
+        sock.realtime_ping_timer = None
+        timer.close()
