@@ -9,6 +9,7 @@ import pytest
 import socketio
 
 from realtime.fanout.manager import LocalFanout
+from realtime.fanout.room_index import SidSet
 
 
 def both() -> tuple[socketio.Manager, LocalFanout]:
@@ -23,7 +24,10 @@ def both() -> tuple[socketio.Manager, LocalFanout]:
 
 def state(manager: socketio.Manager) -> tuple[dict, dict, dict]:
     rooms = {ns: {room: dict(members) for room, members in by_room.items()} for ns, by_room in manager.rooms.items()}
-    return rooms, dict(manager.pending_connect), dict(manager.pending_disconnect)
+    def pending(by_namespace: dict) -> dict[str, list[str]]:
+        return {ns: list(sids) for ns, sids in by_namespace.items()}
+
+    return rooms, pending(manager.pending_connect), pending(manager.pending_disconnect)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -48,7 +52,9 @@ def test_random_connects_joins_leaves_and_disconnects_match_python_socketio(seed
             elif action == "close":
                 manager.basic_close_room(room, "/")
             elif action == "pending":
-                manager.pending_disconnect.setdefault("/", []).append(sid)
+                # As python-socketio's pre_disconnect, only for a socket not already going away.
+                if sid not in manager.pending_disconnect.get("/", ()):
+                    manager.pending_disconnect.setdefault("/", []).append(sid)
             else:
                 manager.basic_disconnect(sid, "/")
         if action == "disconnect":
@@ -75,3 +81,19 @@ def test_disconnect_reads_only_the_sockets_own_rooms() -> None:
     assert Counting.reads == 0
     assert "group:a" not in ours.rooms["/"] and sids[0] not in ours.rooms["/"]
     assert ours.rooms_of_sid.get(("/", sids[0])) is None
+
+
+def test_pending_sockets_are_looked_up_and_removed_without_scanning() -> None:
+    """A connect storm or a mass disconnect keeps thousands of sockets pending: each ``in`` and ``remove``
+    of python-socketio's manager must not walk all of them."""
+    _, ours = both()
+    sids = [ours.pre_connect(f"e{i}", "/") for i in range(2000)]
+    for sid in sids[:1000]:
+        ours.pre_disconnect(ours.connect(sid, "/"), "/")
+
+    assert isinstance(ours.pending_connect["/"], SidSet) and isinstance(ours.pending_disconnect["/"], SidSet)
+    assert len(ours.pending_connect["/"]) == 1000 and len(ours.pending_disconnect["/"]) == 1000
+    assert not ours.is_connected(sids[0], "/") and not ours.is_connected(sids[1999], "/")
+    for sid in sids:
+        ours.basic_disconnect(sid, "/")
+    assert "/" not in ours.pending_connect and "/" not in ours.pending_disconnect
