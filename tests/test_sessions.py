@@ -170,10 +170,10 @@ def test_heartbeat_does_not_resurrect_a_socket_that_left_during_the_refresh(
         assert client.emit("party:join_live", {"partyId": "p1"}, callback=True)["ok"]
     real_refresh = services.state.refresh
 
-    def refresh_while_things_change(snapshot: Any) -> None:
+    def refresh_while_things_change(snapshot: Any) -> list[str]:
         staying.emit("party:leave_live", {"partyId": "p1"}, callback=True)
         leaving.disconnect()
-        real_refresh(snapshot)
+        return real_refresh(snapshot)
 
     monkeypatch.setattr(services.state, "refresh", refresh_while_things_change)
     services.lifecycle.beat()
@@ -203,3 +203,27 @@ def test_session_check_goes_in_chunks_and_finds_every_gone_session(
 
     assert sorted(gone) == sorted([ids[0], ids[7], ids[CHECK_CHUNK], ids[-1]])
     assert trips.count == 3
+
+
+def test_heartbeat_leaves_a_socket_parked_during_the_refresh_in_its_recovery_window(
+    redis_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A socket that drops (and is parked for recovery) while the refresh round trip is in flight is neither
+    extended nor quietly released: it stays present for its recovery window, and the reaper announces it if
+    nobody claims it."""
+    services = redis_app.extensions["realtime"]
+    connect(redis_app, TokenActions(redis_app).create("alice"))
+    ((sid, _),) = services.connections.items()
+    real_refresh = services.state.refresh
+
+    def refresh_while_it_parks(snapshot: Any) -> list[str]:
+        services.connections.remove(sid)  # as the disconnect handler does before parking
+        services.state.park([sid], 600)
+        return real_refresh(snapshot)
+
+    monkeypatch.setattr(services.state, "refresh", refresh_while_it_parks)
+    services.lifecycle.beat()
+
+    expiry = services.redis.zscore(services.keys.sockets, sid)
+    assert expiry is not None and expiry > time.time() + 300, "the recovery window, not the heartbeat's TTL"
+    assert services.presence.presence(["alice"])[0].is_online is True

@@ -196,7 +196,7 @@ def test_the_heartbeat_never_scans_every_room_of_the_namespace(
     monkeypatch.setitem(manager.rooms, "/", Unscannable(manager.rooms["/"]))
     services = app.extensions["realtime"]
     refreshed: list[Any] = []
-    monkeypatch.setattr(services.state, "refresh", refreshed.extend)
+    monkeypatch.setattr(services.state, "refresh", lambda sockets: refreshed.extend(sockets) or [])
     services.lifecycle.heartbeat.beat()
     assert len(refreshed) == SOCKETS
     assert all(list(sock.rooms) == ["broadcast:all", f"user:{sock.user_id}"] for sock in refreshed)

@@ -39,8 +39,8 @@ class Heartbeat:
         return how many sockets were reaped."""
         services = self._services
         local = self.status.local_sockets()
-        services.state.refresh(local)
-        self._undo_changes_during_refresh(local)
+        parked = services.state.refresh(local)
+        self._undo_changes_during_refresh(local, set(parked))
         reaped = services.state.reap(REAP_BATCH)
         if reaped:
             logger.info("reaped %d socket(s) of a worker that stopped heartbeating", len(reaped))
@@ -49,12 +49,14 @@ class Heartbeat:
             self.registry.publish(self.status.record(local))
         return len(reaped)
 
-    def _undo_changes_during_refresh(self, snapshot: list[LocalSocket]) -> None:
-        """The refresh wrote a snapshot; a socket that disconnected or left a room while it ran was
-        re-added. Remove those entries again, quietly: their own disconnect or leave already announced it."""
+    def _undo_changes_during_refresh(self, snapshot: list[LocalSocket], parked: set[str]) -> None:
+        """The refresh wrote a snapshot; a socket released or a room left while it ran was re-added. Remove
+        those entries again, quietly: their own disconnect or leave already announced it. A socket parked
+        meanwhile (``parked``: the refresh left it alone) keeps its recovery window, and the reaper announces
+        it if nobody claims it."""
         services = self._services
         live = dict(services.connections.items())
-        gone = [sock.sid for sock in snapshot if sock.sid not in live]
+        gone = [sock.sid for sock in snapshot if sock.sid not in live and sock.sid not in parked]
         if gone:
             services.state.release(gone)
         for sock in snapshot:

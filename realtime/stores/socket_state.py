@@ -85,8 +85,9 @@ class SocketState(Protocol):
     def reap(self, limit: int) -> list[ReleaseInfo]:
         """Forget sockets whose heartbeat expired (their worker died)."""
 
-    def refresh(self, sockets: Sequence[LocalSocket]) -> None:
-        """Extend (or restore) this worker's sockets."""
+    def refresh(self, sockets: Sequence[LocalSocket]) -> list[str]:
+        """Extend (or restore) this worker's sockets; return the sids among them that were parked meanwhile
+        (disconnected after the snapshot), which it leaves alone."""
 
     def park(self, sids: Sequence[str], seconds: float) -> None:
         """Keep disconnected sockets present for ``seconds`` (the recovery window); the reaper releases
@@ -159,13 +160,15 @@ class RedisSocketState:
         now = self._clock()
         return self._parse(self._release(args=[self._keys.prefix, now, iso(now), "expired", limit]), now)
 
-    def refresh(self, sockets: Sequence[LocalSocket]) -> None:
+    def refresh(self, sockets: Sequence[LocalSocket]) -> list[str]:
         expiry = self._clock() + self._ttl
+        parked: list[str] = []
         for start in range(0, len(sockets), self._chunk):
             args: list[Any] = [self._keys.prefix, expiry]
             for sock in sockets[start : start + self._chunk]:
                 args += [sock.sid, sock.user_id, sock.session_id, len(sock.rooms), *sock.rooms]
-            self._refresh(args=args)
+            parked += list(self._refresh(args=args) or [])
+        return parked
 
     def park(self, sids: Sequence[str], seconds: float) -> None:
         for start in range(0, len(sids), self._chunk):
@@ -278,8 +281,8 @@ class MemorySocketState:
             del self._parked[sid]
         return self.release(expired)
 
-    def refresh(self, sockets: Sequence[LocalSocket]) -> None:
-        return None
+    def refresh(self, sockets: Sequence[LocalSocket]) -> list[str]:
+        return []
 
     def park(self, sids: Sequence[str], seconds: float) -> None:
         until = self._clock() + seconds
