@@ -25,14 +25,18 @@ def clock() -> Clock:
 
 @pytest.fixture
 def pacing(clock: Clock) -> Iterator[FullCollectionPacing]:
-    """Installed for one test; the collector's thresholds and frozen set restored after it."""
-    threshold = gc.get_threshold()
+    """Installed for one test, with automatic collections off (only the test's own ``gc.collect`` calls
+    happen, so none freezes objects mid-test); the collector's state is restored after it."""
+    threshold, enabled = gc.get_threshold(), gc.isenabled()
+    gc.disable()
     paced = FullCollectionPacing(60, clock)
     paced.install()
     yield paced
     paced.uninstall()
     gc.unfreeze()
     gc.set_threshold(*threshold)
+    if enabled:
+        gc.enable()
 
 
 def survivors(count: int) -> list[list[int]]:
