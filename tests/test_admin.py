@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import gevent
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -18,6 +16,7 @@ from realtime import create_app
 from realtime.config import ConfigError, load_settings
 from realtime.extensions import socketio
 from tests.conftest import APP_FIXTURES, TokenActions
+from tests.helpers.greenlets import wait_until
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdefgh"
 #: Every API route: method, path.
@@ -77,16 +76,6 @@ def api(client: FlaskClient, method: str, path: str) -> Any:
     body = response.get_json()
     assert body["ok"] is True
     return body["data"]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
-    """Yield to background greenlets until ``predicate`` holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        gevent.sleep(0.01)
-    return True
 
 
 # ------------------------------------------------------------------ configuration
@@ -240,13 +229,13 @@ def test_disconnect_and_force_logout(admin_app: Flask) -> None:
 
     done = api(client, "POST", f"/admin/api/sockets/{bob_sid}/disconnect")
     assert done == {"sid": bob_sid, "userId": "bob", "disconnected": True}
-    assert wait_until(lambda: not bob.is_connected()), "bob's socket is still connected"
+    assert wait_until(lambda: not bob.is_connected(), timeout=3.0), "bob's socket is still connected"
     assert alice_tab1.is_connected() and alice_tab2.is_connected()
     assert connect(admin_app, bob_token).is_connected(), "a disconnect revokes nothing"
 
     done = api(client, "POST", "/admin/api/users/alice/logout")
     assert done == {"userId": "alice", "sessions": 1, "sockets": 2}
-    assert wait_until(lambda: not alice_tab1.is_connected() and not alice_tab2.is_connected())
+    assert wait_until(lambda: not alice_tab1.is_connected() and not alice_tab2.is_connected(), timeout=3.0)
     for tab in (alice_tab1, alice_tab2):
         assert [m["args"][0] for m in tab.queue if m["name"] == "force_logout"] == [{"reason": "revoked"}]
     assert not connect(admin_app, alice_token).is_connected(), "the revoked session's token no longer connects"

@@ -1,9 +1,8 @@
 """The seeds' rule: at most 3 Redis round trips per socket event; user lookup cache-first on connect."""
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +17,7 @@ from realtime.extensions import socketio
 from realtime.fanout.broadcaster import Broadcaster, Outgoing
 from realtime.features.notifications import publish_personal
 from tests.conftest import TokenActions
+from tests.helpers.greenlets import wait_until
 from tests.helpers.offline_jobs import offline_jobs_done
 from tests.helpers.redis_counter import counting_round_trips
 
@@ -123,16 +123,6 @@ def round_trips_per_greenlet(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counte
         monkeypatch.setattr(AbstractConnection, "send_packed_command", attributed)
         monkeypatch.setattr(Broadcaster, "emit_many", publishing)
         yield by_greenlet
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    """Yield to background greenlets (the control listener) until ``predicate`` holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        gevent.sleep(0.01)
-    return True
 
 
 #: One representative valid payload per client→server event, in an order where each one succeeds.

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -13,8 +12,8 @@ from flask_socketio import SocketIOTestClient
 from realtime.extensions import socketio
 from realtime.stores.sessions import CHECK_CHUNK
 from tests.conftest import APP_FIXTURES, TokenActions
+from tests.helpers.greenlets import wait_until
 from tests.helpers.redis_counter import counting_round_trips
-
 
 
 @pytest.fixture
@@ -42,16 +41,6 @@ def started(app: Flask) -> Flask:
 
 def connect(app: Flask, token: str) -> SocketIOTestClient:
     return socketio.test_client(app, auth={"token": token})
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    """Yield to background greenlets (the control listener) until ``predicate`` holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        gevent.sleep(0.01)
-    return True
 
 
 def settle() -> None:

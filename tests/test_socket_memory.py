@@ -34,6 +34,7 @@ from realtime.sockets import idle_sockets, library_hooks
 from realtime.sockets.transport_guards import HeadDeadlineHandler
 from tests.helpers.e2e_cluster import GunicornProcess, create_tokens
 from tests.helpers.e2e_kit import embedded_env, free_port_except
+from tests.helpers.greenlets import wait_until
 from tests.helpers.raw_socketio import RawSocketIO
 
 #: Sockets per test: enough that one greenlet per socket cannot hide among the process's own.
@@ -69,15 +70,6 @@ def queued(sock: engineio.socket.Socket) -> list[Any]:
     return packets
 
 
-def wait_until(condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + BUDGET
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        gevent.sleep(0.01)
-    return True
-
-
 def test_the_pinned_library_schedules_pings_as_the_timers_reproduce() -> None:
     """python-engineio schedules a ping only after the previous one was answered, ``ping_interval`` later,
     and sends it only to an open socket: the contract :func:`install_ping_timers` keeps."""
@@ -97,7 +89,7 @@ def test_a_socket_waiting_for_its_next_ping_holds_no_greenlet() -> None:
     for sock in socks:
         sock.schedule_ping()
     assert live_greenlets() - before < SOCKETS / 2
-    assert wait_until(lambda: all(sock.last_ping for sock in socks))
+    assert wait_until(lambda: all(sock.last_ping for sock in socks), timeout=BUDGET)
     for sock in socks:
         assert [pkt.packet_type for pkt in queued(sock)] == [eio_packet.PING]
 
@@ -111,7 +103,7 @@ def test_a_ping_is_scheduled_once_per_answered_ping_and_never_sent_to_a_closed_s
     open_sock.schedule_ping()
     closing_sock.closing = True
     closed_sock.closed = True
-    assert wait_until(lambda: open_sock.last_ping is not None)
+    assert wait_until(lambda: open_sock.last_ping is not None, timeout=BUDGET)
     gevent.sleep(0.5)
     assert [pkt.packet_type for pkt in queued(open_sock)] == [eio_packet.PING]
     assert queued(closing_sock) == [] and closing_sock.last_ping is None
