@@ -57,10 +57,12 @@ def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
     from realtime.sockets.idle_sockets import stop_tracking_greenlet_tree, tune_collector, with_small_read_buffer
     from realtime.sockets.library_hooks import install_ping_timers
     from realtime.sockets.transport_guards import install_head_deadline
+    from realtime.sockets.websocket_handover import HandOffHandler
 
     app = worker.wsgi
     # Runs before the worker serves: its connections are read by a handler with a deadline on each head.
-    install_head_deadline(worker, app.extensions["realtime"].settings.handshake_timeout)
+    # Its websockets are handed over to the hub once open (realtime/sockets/websocket_handover.py).
+    install_head_deadline(worker, app.extensions["realtime"].settings.handshake_timeout, HandOffHandler)
     worker.wsgi_handler = with_small_read_buffer(worker.wsgi_handler)
     lifecycle = app.extensions["realtime"].lifecycle
     original = worker.handle_exit

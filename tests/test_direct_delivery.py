@@ -3,20 +3,22 @@ from __future__ import annotations
 
 import json
 import os
-from types import SimpleNamespace
 from typing import Any
 
 import gevent
 import pytest
-from gevent import socket as gsocket
-from gevent.lock import Semaphore
 from geventwebsocket.websocket import Header
 from socketio import packet as sio_packet
 
 from realtime.fanout import wire
-from realtime.fanout.delivery import LocalDelivery, offset_age, parse_emit, socketio_text
+from realtime.fanout.delivery import (
+    LocalDelivery,
+    offset_age,
+    parse_emit,
+    socketio_text,
+)
 from realtime.fanout.direct_writes import DirectWrites, text_frame
-from realtime.sockets.transport_guards import unmask
+from realtime.fanout.websocket_frames import unmask
 
 PAYLOADS = [
     {"roomId": "lobby", "content": "hé \"quoted\" ,\"binary\": [1]", "n": 3},
@@ -105,109 +107,69 @@ def test_unmask_matches_gevent_websockets_byte_loop(size: int) -> None:
     assert unmask(payload, mask) == bytes(header.unmask_payload(payload))
 
 
-class FakeEio:
-    """An Engine.IO socket as direct writes see it."""
+class FakeTransport:
+    """A websocket as direct writes see it (realtime.sockets.hub_websocket.HubWebSocket)."""
 
     def __init__(self) -> None:
-        self.upgraded, self.upgrading, self.closing, self.closed = True, False, False, False
-        self.queue = gevent.queue.Queue()
+        self.frames: list[bytes] = []
+        self.flushes = 0
+        self.aborted = False
+
+    def send_frame(self, data: bytes) -> bool:
+        self.frames.append(data)
+        return True
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def abort(self) -> None:
+        self.aborted = True
 
 
-@pytest.fixture
-def pair() -> Any:
-    server, client = gsocket.socketpair()
-    yield server, client
-    server.close()
-    client.close()
+def test_a_frame_goes_to_the_registered_transport_and_nowhere_else() -> None:
+    writes, transport = DirectWrites(), FakeTransport()
+    writes.register("e1", transport)
+
+    assert writes.write("e1", text_frame(b'42["x"]'))
+    assert writes.write("e2", text_frame(b'42["x"]')) is False
+    assert transport.frames == [text_frame(b'42["x"]')]
+    assert len(writes) == 1 and writes.get("e1") is transport and writes.get("e2") is None
 
 
-def websocket_on(sock: Any) -> Any:
-    return SimpleNamespace(write_lock=Semaphore(1), handler=SimpleNamespace(socket=sock))
-
-
-def test_a_frame_goes_straight_to_an_idle_websocket(pair: Any) -> None:
-    server, client = pair
-    writes, eio = DirectWrites(), FakeEio()
-    writes.register("e1", eio, websocket_on(server))
-
-    assert writes.write("e1", text_frame(b"42[\"x\"]"))
-    writes.flush()
-    assert client.recv(100) == text_frame(b"42[\"x\"]")
-
-
-def test_the_frames_of_one_round_go_out_together_in_order(pair: Any) -> None:
-    server, client = pair
-    writes, eio = DirectWrites(), FakeEio()
-    websocket = websocket_on(server)
-    writes.register("e1", eio, websocket)
-    frames = [text_frame(f"42[\"m{n}\"]".encode()) for n in range(5)]
-
-    assert all(writes.write("e1", frame) for frame in frames)
-    assert websocket.write_lock.locked(), "the writer greenlet's frames wait for the batch"
+def test_the_sockets_scheduled_in_one_turn_are_flushed_together_when_the_hub_runs() -> None:
+    writes, first, second = DirectWrites(), FakeTransport(), FakeTransport()
+    writes.schedule(first)
+    writes.schedule(second)
+    assert (first.flushes, second.flushes) == (0, 0), "nothing is written before the hub's next turn"
     gevent.sleep(0)
-
-    assert client.recv(1000) == b"".join(frames)
-    assert not websocket.write_lock.locked()
-
-
-@pytest.mark.parametrize("state", ["queued", "locked", "upgrading", "closing", "polling", "unknown"])
-def test_the_library_path_keeps_order_when_anything_could_get_in_between(pair: Any, state: str) -> None:
-    server, _ = pair
-    writes, eio = DirectWrites(), FakeEio()
-    websocket = websocket_on(server)
-    writes.register("e1", eio, websocket)
-    if state == "queued":
-        eio.queue.put("earlier packet")
-    elif state == "locked":
-        websocket.write_lock.acquire()
-    elif state == "upgrading":
-        eio.upgrading = True
-    elif state == "closing":
-        eio.closing = True
-    elif state == "polling":
-        eio.upgraded = False
-
-    assert writes.write("e2" if state == "unknown" else "e1", text_frame(b"4x")) is False
-
-
-def test_a_frame_the_kernel_takes_in_part_is_finished_before_the_next_write(pair: Any) -> None:
-    server, client = pair
-    writes, eio = DirectWrites(), FakeEio()
-    websocket = websocket_on(server)
-    writes.register("e1", eio, websocket)
-    big = text_frame(b"a" * 3_000_000)
-
-    assert writes.write("e1", big)
-    writes.flush()
-    assert websocket.write_lock.locked(), "the rest is being written: the writer greenlet must wait"
-    assert writes.write("e1", text_frame(b"4next")) is False
-    received = bytearray()
-    while len(received) < len(big):
-        received += client.recv(1 << 20)
+    assert (first.flushes, second.flushes) == (1, 1)
+    writes.schedule(first)
     gevent.sleep(0)
-    assert bytes(received) == big
-    assert not websocket.write_lock.locked()
+    assert (first.flushes, second.flushes) == (2, 1)
 
 
-def test_a_tls_socket_is_never_written_directly() -> None:
-    tls = SimpleNamespace(_sock=SimpleNamespace(send=lambda data: len(data)))
-    writes = DirectWrites()
-    writes.register("e1", FakeEio(), websocket_on(tls))
+def test_a_transport_unregisters_only_itself_and_can_be_aborted() -> None:
+    writes, old, new = DirectWrites(), FakeTransport(), FakeTransport()
+    writes.register("e1", old)
+    writes.register("e1", new)
+    writes.unregister("e1", old)
+    assert writes.get("e1") is new
+    assert writes.abort("e1") and new.aborted
+    assert writes.abort("e2") is False
+    writes.unregister("e1")
     assert len(writes) == 0
 
 
-def test_delivery_writes_once_per_member_and_hands_the_rest_to_the_library(pair: Any) -> None:
-    server, client = pair
-    writes = DirectWrites()
-    writes.register("e-direct", FakeEio(), websocket_on(server))
+def test_delivery_writes_once_per_member_and_hands_the_rest_to_the_library() -> None:
+    writes, transport = DirectWrites(), FakeTransport()
+    writes.register("e-direct", transport)
     intercepted, queued = {"e-held"}, []
     delivery = LocalDelivery(writes, intercepted.__contains__, lambda sid, pkt: queued.append((sid, pkt.data)))
     rooms = {"group:a": {"s1": "e-direct", "s2": "e-held", "s3": "e-polling", "s4": "e-skipped"}}
 
     count = delivery.deliver(rooms, '2["e",1]', "group:a", "s4")
-    writes.flush()
 
     assert count == 3
-    assert client.recv(100) == text_frame(b'42["e",1]')
+    assert transport.frames == [text_frame(b'42["e",1]')]
     assert queued == [("e-held", '2["e",1]'), ("e-polling", '2["e",1]')]
     assert delivery.deliver(rooms, '2["e",1]', "group:empty", None) == 0

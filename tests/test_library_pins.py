@@ -16,6 +16,7 @@ from typing import Any
 import engineio
 import engineio.socket
 import flask_socketio
+import gevent.pywsgi
 import geventwebsocket.handler
 import pytest
 import socketio
@@ -232,12 +233,27 @@ def test_engineio_socket_methods_the_guards_wrap_and_call() -> None:
 
 def test_gevent_websocket_builds_its_websocket_from_the_module_global_and_has_no_names_of_ours() -> None:
     """Why replacing ``geventwebsocket.handler.WebSocket`` bounds every connection's frames, and that
-    :class:`BoundedWebSocket` adds methods and attributes without overriding any but ``read_frame`` (bounds),
-    ``send_frame`` (the write lock) and ``validate_utf8`` (left to ``_decode_bytes``)."""
+    :class:`BoundedWebSocket` adds methods and attributes without overriding any but ``read_frame`` (bounds)
+    and ``validate_utf8`` (left to ``_decode_bytes``)."""
     assert "WebSocket" in geventwebsocket.handler.WebSocketHandler.upgrade_connection.__code__.co_names
     assert {name for name in own_names(BoundedWebSocket) if hasattr(WebSocket, name)} == {
-        "read_frame", "send_frame", "validate_utf8"
+        "read_frame", "validate_utf8"
     }
+
+
+def test_what_the_websocket_hand_over_relies_on() -> None:
+    """realtime.sockets.websocket_handover: gevent-websocket closes the websocket after the application only
+    when it is not ``closed`` yet; gevent.pywsgi's ``handle`` reads out and closes ``self.socket`` only when it
+    is not None, and stops at a ``handle_one_request`` that returns None; python-engineio's socket keeps its
+    outbound packets in ``queue`` and its transport state in ``connected`` and ``upgraded``."""
+    run_websocket = inspect.getsource(geventwebsocket.handler.WebSocketHandler.run_websocket)
+    assert "if not self.websocket.closed:" in run_websocket
+    handle = inspect.getsource(gevent.pywsgi.WSGIHandler.handle)
+    assert "while self.socket is not None:" in handle and "if self.socket is not None:" in handle
+    assert "if result is None:" in handle
+    sock = engineio.socket.Socket(engineio.Server(async_mode="gevent"), "e1")
+    assert {"queue", "connected", "upgraded"} <= set(vars(sock))
+    assert inspect.getsource(engineio.socket.Socket.close).count("self.queue.put(None)") == 1
 
 
 def own_names(cls: type) -> set[str]:

@@ -16,6 +16,7 @@ changes the built server's class; the pins check the construction this relies on
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -31,6 +32,7 @@ from realtime.fanout.direct_writes import DirectWrites, text_frame
 from realtime.sockets.recovery_flow import prepare
 from realtime.sockets.server import ServerCore, handling_event, take_forced_sid
 from realtime.sockets.transport_guards import BoundedWebSocket
+from realtime.sockets.websocket_handover import hand_over
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +129,11 @@ def install(
         connect_timeout=connect_timeout,
     )
     direct = DirectWrites()
-    # The websocket loop (guard_websocket_handler) registers each websocket here for direct writes.
+    # guard_websocket_handler hands each websocket it can over to the hub, which registers it here.
     server.eio.realtime_direct_writes = direct
+    server.eio.realtime_hand_over = functools.partial(
+        hand_over, writes=direct, max_backlog=max_outbound_queue, overflow=realtime.core.overflowed
+    )
     attach = getattr(server.manager, "attach", None)
     if attach is not None:
         # Looked up per call: Flask-SocketIO's test client replaces _send_eio_packet on the instance.
@@ -156,22 +161,20 @@ def _recovered_or(generate_id: Any) -> Any:
 
 
 def guard_websocket_handler(original: Any) -> Any:
-    """Close the Engine.IO socket when its websocket loop dies on an undecodable packet; while the loop runs,
-    broadcasts may write to the websocket directly (:mod:`realtime.fanout.direct_writes`)."""
+    """Hand the websocket over to the hub where it can be (:mod:`realtime.sockets.websocket_handover`);
+    otherwise run python-engineio's loop, and close the Engine.IO socket when that loop dies on an
+    undecodable packet."""
 
     def guarded(self: Any, ws: Any) -> Any:
-        direct = getattr(self.server, "realtime_direct_writes", None)
-        if direct is not None:
-            direct.register(self.sid, self, getattr(ws, "_sock", None))
+        take_over = getattr(self.server, "realtime_hand_over", None)
+        if take_over is not None and take_over(self, ws):
+            return []
         try:
             return original(self, ws)
         except Exception as exc:  # noqa: BLE001 - whatever ended the loop, the socket must not stay open
             logger.warning("websocket transport aborted on an undecodable packet (%s)", type(exc).__name__)
             self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
             return []
-        finally:
-            if direct is not None:
-                direct.unregister(self.sid)
 
     guarded.__realtime_guard__ = True  # type: ignore[attr-defined]
     return guarded

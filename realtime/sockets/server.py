@@ -5,21 +5,19 @@
   auth gets its old sid back, and live packets are held while missed ones are replayed, so each arrives once
   and in order (:mod:`realtime.sockets.recovery_flow` does the work);
 - bounded outbound queues: a socket whose queue passes MAX_OUTBOUND_QUEUE is a slow consumer and is closed;
-- a connect deadline: an Engine.IO session that has joined no namespace CONNECT_TIMEOUT seconds after it
-  opened is closed, as the JS server's ``connectTimeout`` does (python-socketio has no such bound: a
-  client could hold a session, answering pings, without ever sending a Socket.IO CONNECT);
+- a connect deadline: an Engine.IO session with no namespace CONNECT_TIMEOUT seconds after it opened is
+  closed, as the JS server's ``connectTimeout`` does (python-socketio has no such bound);
 - binary packets, undecodable packets and events without a name are refused.
 
 :class:`ServerCore` holds that state and makes those decisions. :mod:`realtime.sockets.library_hooks`, the
-one module that overrides python-socketio's private methods, calls it from them; nothing here overrides the
-library.
+one module that overrides python-socketio's private methods, calls it from them.
 """
 from __future__ import annotations
 
 import logging
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import Any
 
@@ -232,10 +230,12 @@ class ServerCore:
     def sent(self, eio_sid: str) -> None:
         """After a send: close a slow consumer, whose queue passed MAX_OUTBOUND_QUEUE."""
         sock = self.server.eio.sockets.get(eio_sid)
-        if sock is None or sock.closing or sock.closed:
-            return
-        why = f"slow consumer: over {self.max_outbound_queue} packets queued"
-        if sock.queue.qsize() > self.max_outbound_queue and self.close_once(eio_sid, why, abort=True):
+        if sock is not None and not (sock.closing or sock.closed) and sock.queue.qsize() > self.max_outbound_queue:
+            self.overflowed(eio_sid)
+
+    def overflowed(self, eio_sid: str) -> None:
+        """``eio_sid`` has more than MAX_OUTBOUND_QUEUE packets not taken by the kernel: a slow consumer."""
+        if self.close_once(eio_sid, f"slow consumer: over {self.max_outbound_queue} packets queued", abort=True):
             metrics.record_slow_consumer_disconnect()
 
     def send_now(self, eio_sid: str, pkt: Any) -> None:
@@ -284,14 +284,14 @@ class ServerCore:
     def _abort_transport(self, eio_sid: str) -> None:
         """Cut a transport whose writer is blocked on a client that does not read (shutdown fails the send)."""
         try:
-            websocket = (self.server.environ.get(eio_sid) or {}).get("wsgi.websocket")
-            stream = getattr(websocket, "stream", None)
-            raw = getattr(getattr(stream, "handler", None), "socket", None)
-            if raw is not None:
-                try:
-                    raw.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            direct = getattr(self.server.eio, "realtime_direct_writes", None)
+            if direct is None or not direct.abort(eio_sid):
+                # A websocket still served by python-engineio's loop and writer.
+                websocket = (self.server.environ.get(eio_sid) or {}).get("wsgi.websocket")
+                raw = getattr(getattr(getattr(websocket, "stream", None), "handler", None), "socket", None)
+                with suppress(OSError):
+                    if raw is not None:
+                        raw.shutdown(socket.SHUT_RDWR)
             sock = self.server.eio.sockets.get(eio_sid)
             if sock is not None:
                 # A server decision, not a network failure: the session ends (no recovery of the same flood).

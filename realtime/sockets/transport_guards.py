@@ -18,7 +18,6 @@ import logging
 from typing import Any
 
 import gevent
-from gevent.lock import Semaphore
 from geventwebsocket.exceptions import (
     FrameTooLargeException,
     ProtocolError,
@@ -27,37 +26,18 @@ from geventwebsocket.exceptions import (
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header, WebSocket
 
+from realtime.fanout.websocket_frames import unmask
+
 logger = logging.getLogger(__name__)
 
 
-def unmask(payload: bytes, mask: bytes) -> bytes:
-    """XOR a client frame's payload with its 4-byte mask, as one big-integer operation (in C).
-
-    gevent-websocket unmasks byte by byte in Python (about 60 ms per MB here); this takes about 2 ms.
-    """
-    size = len(payload)
-    key = (mask * ((size >> 2) + 1))[:size]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(size, "big")
-
-
 class BoundedWebSocket(WebSocket):
-    """A gevent-websocket connection that refuses frames and messages over ``max_message_bytes``, unmasks and
-    checks UTF-8 in C, and serializes its writes with :attr:`write_lock`.
-
-    The lock lets :mod:`realtime.fanout.direct_writes` write a broadcast's frame straight to the socket while
-    python-engineio's writer greenlet is idle, without ever splitting a frame of the writer's.
-    """
+    """A gevent-websocket connection that refuses frames and messages over ``max_message_bytes``, and unmasks
+    and checks UTF-8 in C (the handshake of every websocket, and the whole life of one upgraded from polling;
+    :mod:`realtime.sockets.websocket_handover` takes the others over)."""
 
     max_message_bytes = 2_000_000
     _message_bytes = 0
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.write_lock = Semaphore(1)
-
-    def send_frame(self, message: Any, opcode: int) -> None:
-        with self.write_lock:
-            super().send_frame(message, opcode)
 
     def validate_utf8(self, payload: Any) -> None:
         """Left to :meth:`_decode_bytes`, whose strict ``decode`` checks the whole text message in C (and
@@ -143,8 +123,10 @@ class HeadDeadlineHandler(WebSocketHandler):
             self._head_deadline = None
 
 
-def install_head_deadline(worker: Any, head_timeout: float) -> None:
-    """Serve ``worker``'s connections with :class:`HeadDeadlineHandler` (call it before the worker serves).
+def install_head_deadline(
+    worker: Any, head_timeout: float, handler_class: type[HeadDeadlineHandler] = HeadDeadlineHandler
+) -> None:
+    """Serve ``worker``'s connections with ``handler_class`` (call it before the worker serves).
 
     Relies on gunicorn's gevent pywsgi worker building its server with ``handler_class=self.wsgi_handler``
     in ``run()``, which gunicorn calls after the ``post_worker_init`` hook.
@@ -152,11 +134,11 @@ def install_head_deadline(worker: Any, head_timeout: float) -> None:
     :raises TypeError: when the worker does not serve with gevent-websocket's handler.
     """
     current = getattr(worker, "wsgi_handler", None)
-    if not (isinstance(current, type) and issubclass(HeadDeadlineHandler, current)):
+    if not (isinstance(current, type) and issubclass(handler_class, current)):
         raise TypeError(
             f"worker class {type(worker).__name__!r} serves connections with {current!r}, not gevent-websocket's "
             "WebSocketHandler, so HANDSHAKE_TIMEOUT cannot be enforced. Keep worker_class = "
             "'geventwebsocket.gunicorn.workers.GeventWebSocketWorker' in gunicorn.conf.py."
         )
     HeadDeadlineHandler.head_timeout = head_timeout
-    worker.wsgi_handler = HeadDeadlineHandler
+    worker.wsgi_handler = handler_class
