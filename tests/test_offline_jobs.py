@@ -71,6 +71,36 @@ def test_message_path_does_no_per_member_work_in_redis(redis_app: Flask, redis_u
     assert services.notifications.unread_count("alice") == 0
 
 
+def test_a_room_found_complete_is_not_compared_again_until_someone_may_be_offline(
+    redis_app: Flask, redis_url: str
+) -> None:
+    """The members/users comparison is O(room size): once per room and change, not per message."""
+    services = redis_app.extensions["realtime"]
+    services.offline_jobs.stop()
+    jobs = redis.Redis.from_url(redis_url)
+    alice, bob = connect(redis_app, "alice"), connect(redis_app, "bob")
+    for client in (alice, bob):
+        assert client.emit("chat:join", {"roomId": "lobby"}, callback=True)["ok"]
+
+    def send() -> tuple[bool, int]:
+        """One message: whether it compared the sets, and the jobs it queued."""
+        compared, queued = command_calls(redis_url, "sdiff"), jobs.xlen(services.keys.chat_offline_jobs)
+        assert alice.emit("chat:message", {"roomId": "lobby", "content": "hi"}, callback=True)["ok"]
+        return command_calls(redis_url, "sdiff") > compared, jobs.xlen(services.keys.chat_offline_jobs) - queued
+
+    assert send() == (True, 0), "compared once: everyone is in the room"
+    assert [send() for _ in range(5)] == [(False, 0)] * 5, "then not compared again"
+    bob.disconnect()
+    assert send() == (True, 1), "bob's last socket left the room: compared, and his job queued"
+    assert send() == (True, 1), "an incomplete room is compared on every message"
+    bob = connect(redis_app, "bob")
+    assert bob.emit("chat:join", {"roomId": "lobby"}, callback=True)["ok"]
+    assert send() == (True, 0)
+    assert send() == (False, 0)
+    services.chat.join("lobby", "carol", 0)
+    assert send() == (True, 1), "a new member who is not in the room: compared again, her job queued"
+
+
 def test_job_stores_and_pushes_for_offline_members_only(any_app: Flask) -> None:
     services = any_app.extensions["realtime"]
     pushed: list[tuple[list[str], dict[str, Any]]] = []
@@ -274,6 +304,8 @@ def test_no_job_when_every_member_is_in_the_room(redis_url: str, request: pytest
     services.chat.append("lobby", {"senderId": "alice", "content": "hi"}, None, NOTIFICATION)
     assert client.xlen(services.keys.chat_offline_jobs) == 0
 
+    # As bob's last socket leaving the room does (lua/room_fn.lua): the room is no longer known complete.
     client.srem(services.keys.room_users("group:lobby"), "bob")
+    client.delete(services.keys.room_complete("group:lobby"))
     services.chat.append("lobby", {"senderId": "alice", "content": "bob is away"}, None, NOTIFICATION)
     assert client.xlen(services.keys.chat_offline_jobs) == 1

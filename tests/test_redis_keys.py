@@ -20,6 +20,7 @@ CASES = [
     ("k_unread", ["alice"], lambda keys: keys.unread("alice")),
     ("k_room", ["group:lobby"], lambda keys: keys.room("group:lobby")),
     ("k_room_users", ["group:lobby"], lambda keys: keys.room_users("group:lobby")),
+    ("k_room_complete", ["group:lobby"], lambda keys: keys.room_complete("group:lobby")),
     ("k_room_user", ["group:lobby", "alice"], lambda keys: keys.room_user("group:lobby", "alice")),
     ("k_recent_connects", [], lambda keys: keys.recent_connects),
 ]

@@ -19,6 +19,8 @@ from realtime.stores.redis.keys import Keys
 from realtime.stores.redis.scripts import ScriptSet
 
 DEDUP_SECONDS = 300
+#: How long a chat room found with every member in it skips the offline-member comparison at most, s.
+COMPLETE_SECONDS = 10
 
 
 class Unsent(StrEnum):
@@ -94,13 +96,15 @@ class RedisChatStore:
         self._append = scripts.load("chat_append")
 
     def join(self, room_id: str, user_id: str, history: int) -> list[dict[str, Any]]:
-        if history <= 0:
-            self._redis.sadd(self._keys.group_members(room_id), user_id)
-            return []
         pipe = self._redis.pipeline(transaction=False)
         pipe.sadd(self._keys.group_members(room_id), user_id)
+        # A new member may be offline: the room is no longer known to be complete (lua/chat_append.lua).
+        pipe.delete(self._keys.room_complete(f"group:{room_id}"))
+        if history <= 0:
+            pipe.execute()
+            return []
         pipe.xrevrange(self._keys.chat_stream(room_id), count=history)
-        _, entries = pipe.execute()
+        _, _, entries = pipe.execute()
         return _page(self._decode(entries), history)[0]
 
     def leave(self, room_id: str, user_id: str) -> None:
@@ -117,10 +121,12 @@ class RedisChatStore:
                 self._keys.chat_offline_jobs,
                 self._keys.group_members(room_id),
                 self._keys.room_users(f"group:{room_id}"),
+                self._keys.room_complete(f"group:{room_id}"),
             ],
             args=[
                 sender, client_id or "", DEDUP_SECONDS, json.dumps(message, separators=(",", ":")), self._max_len,
                 self._clock(), json.dumps(notification, separators=(",", ":")), room_id, self._jobs_max_len,
+                COMPLETE_SECONDS,
             ]
         )
         if not unsent:

@@ -47,6 +47,11 @@ class Keys:
     def room(self, room: str) -> str:
         return f"{self.room_prefix}{room}"
 
+    def room_complete(self, room: str) -> str:
+        """STRING set (with a TTL) while every member of the chat room ``room`` was found with a socket in it;
+        deleted when a user's last socket leaves it or a member joins (lua/chat_append.lua)."""
+        return f"{self.prefix}room-complete:{room}"
+
     def room_user(self, room: str, user_id: str) -> str:
         """SET of the sids of ``user_id`` in ``room`` (the user counts in ``room_users`` while it is not empty)."""
         return f"{self.prefix}room-user:{room}:{user_id}"

@@ -1,8 +1,9 @@
 -- Store a chat message once per clientId, and queue the job that notifies the room's offline members.
 -- KEYS: chat stream, dedup key (unused without a client_id), offline-job stream, group members, the
---       room's users (users with a socket in group:{roomId}, cluster-wide)
+--       room's users (users with a socket in group:{roomId}, cluster-wide), the room's "complete" flag
 -- ARGV: sender, client_id ('' for none), dedup_ttl, message_json, max_len, now,
---       notification_template_json (the job fills in id and data.messageId), room id, job stream max_len
+--       notification_template_json (the job fills in id and data.messageId), room id, job stream max_len,
+--       complete_ttl
 -- Returns {duplicate (0|1), message id, unsent, stored message_json}
 --   The offline-member work is O(room size): one small job on a capped stream here, the rest by a consumer
 --   group in the workers (realtime.services.offline_jobs), so a message costs the same in any room.
@@ -11,7 +12,7 @@
 --   retries send once) and gets the stored message back, to send it: unsent is '' when there is nothing to
 --   send, 'publish' when the recovery log already holds it, 'log' when it must be logged too.
 local sender, client_id, dedup_ttl, message_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local max_len, now, template, room_id, jobs_max_len = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local max_len, now, template, room_id, jobs_max_len, complete_ttl = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local stream, dedup_key, jobs = KEYS[1], KEYS[2], KEYS[3]
 
 if client_id ~= '' then
@@ -36,7 +37,14 @@ if client_id ~= '' then redis.call('SET', dedup_key, id, 'EX', dedup_ttl) end
 
 -- A member is offline at the message's time only if no socket of theirs is in the room now (a socket in it
 -- connected before this message): when every member is in the room, which is the common case, no job at all.
-if #redis.call('SDIFF', KEYS[4], KEYS[5]) > 0 then
-  redis.call('XADD', jobs, 'MAXLEN', '~', jobs_max_len, '*', 'r', room_id, 'm', id, 's', sender, 't', now, 'n', template)
+-- Finding that out compares the two sets (O(room size)), so a room found complete keeps a flag, deleted when a
+-- user's last socket leaves the room (room_fn.lua) or a member joins (ChatStore.join), and expiring after
+-- complete_ttl seconds whatever happens: the comparison runs once per room and change, not per message.
+if redis.call('EXISTS', KEYS[6]) == 0 then
+  if #redis.call('SDIFF', KEYS[4], KEYS[5]) > 0 then
+    redis.call('XADD', jobs, 'MAXLEN', '~', jobs_max_len, '*', 'r', room_id, 'm', id, 's', sender, 't', now, 'n', template)
+  else
+    redis.call('SET', KEYS[6], '1', 'EX', complete_ttl)
+  end
 end
 return {0, id, '', ''}

@@ -11,5 +11,6 @@ local function k_notifications(prefix, user) return prefix .. 'notifications:' .
 local function k_unread(prefix, user) return prefix .. 'notifications-unread:' .. user end
 local function k_room(prefix, room) return prefix .. 'room:' .. room end
 local function k_room_users(prefix, room) return prefix .. 'room-users:' .. room end
+local function k_room_complete(prefix, room) return prefix .. 'room-complete:' .. room end
 local function k_room_user(prefix, room, user) return prefix .. 'room-user:' .. room .. ':' .. user end
 local function k_recent_connects(prefix) return prefix .. 'recent-connects' end

@@ -22,7 +22,10 @@ local function room_remove(prefix, sid, user, room)
   local removed = redis.call('SREM', per_user, sid)
   local last = 0
   if redis.call('SCARD', per_user) == 0 then
-    redis.call('SREM', k_room_users(prefix, room), user)
+    if redis.call('SREM', k_room_users(prefix, room), user) == 1 then
+      -- The user may be a member of a chat room who is now offline there (lua/chat_append.lua).
+      redis.call('DEL', k_room_complete(prefix, room))
+    end
     if removed == 1 then last = 1 end
   end
   return {redis.call('SCARD', k_room(prefix, room)), redis.call('SCARD', k_room_users(prefix, room)), last}
