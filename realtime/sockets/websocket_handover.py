@@ -114,19 +114,10 @@ class FrameQueue:
         else:
             self.transport.send_frame(frame(OPCODE_BINARY, encoded))
 
-    def put_nowait(self, pkt: Any) -> None:
-        self.put(pkt)
-
     def qsize(self) -> int:
         return self.transport.backlog
 
-    def empty(self) -> bool:
-        return not self.transport.backlog
-
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        raise Empty
-
-    def get_nowait(self) -> Any:
         raise Empty
 
     def task_done(self) -> None:
