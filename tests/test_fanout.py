@@ -15,8 +15,10 @@ import redis
 import socketio
 
 from realtime.fanout import wire
-from realtime.fanout.manager import Emit, LocalFanout, PublishError, RedisFanout
-from realtime.stores.recovery import LoggedPacket
+from realtime.fanout.emits import Emit
+from realtime.fanout.manager import LocalFanout, PublishError
+from realtime.fanout.redis_fanout import RedisFanout
+from realtime.stores.recovery_packets import LoggedPacket
 
 
 class FakeQueue:

@@ -25,7 +25,8 @@ from geventwebsocket.websocket import WebSocket
 from socketio import packet as sio_packet
 
 from realtime.fanout import wire
-from realtime.fanout.manager import FanoutLayer, LocalFanout, RedisFanout
+from realtime.fanout.manager import FanoutLayer, LocalFanout
+from realtime.fanout.redis_fanout import RedisFanout
 from realtime.sockets.library_hooks import RealtimeServer, install
 from realtime.sockets.transport_guards import BoundedWebSocket, HeadDeadlineHandler
 

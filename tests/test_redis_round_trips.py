@@ -180,6 +180,7 @@ def test_every_handler_stays_within_three_round_trips(redis_app: Flask, monkeypa
     assert all(n >= 1 for e, n in per_event.items() if e != "chat:typing"), per_event
     assert per_event["connect"] == 3, "session check, registration script, presence publish"
     assert per_event["notifications:mark_read"] == 2, "one pipeline and one publish of the unread count"
+    assert per_event["chat:message"] == 1, "the chat store's script stores, logs and publishes the message"
     offline_jobs_done(redis_app)
     assert services.notifications.unread_count("bob") == 1, "chat:message queued the offline-member job"
 

@@ -1,7 +1,7 @@
 """Self-probe of the Socket.IO queue listener: a subscriber can stay connected yet receive nothing.
 
 Each probe publishes a marker through the channel and waits for this worker's own listener to hear it
-(:meth:`realtime.fanout.manager.RedisFanout.probe_listener`). A silent listener gets its connection dropped,
+(:meth:`realtime.fanout.redis_fanout.RedisFanout.probe_listener`). A silent listener gets its connection dropped,
 which makes python-socketio's listener resubscribe. The control bus probes its own listener the same way.
 """
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import time
 
-from realtime.fanout.manager import FanoutLayer, RedisFanout
+from realtime.fanout.manager import FanoutLayer
+from realtime.fanout.redis_fanout import RedisFanout
 from realtime.metrics.recorders import record_probe, record_resubscription
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from realtime.fanout.manager import Emit, FanoutLayer
+from realtime.fanout.emits import Emit, StoredBroadcast
+from realtime.fanout.manager import FanoutLayer
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,19 @@ class Broadcaster:
         it from there, live sockets get it now, and their offsets stay where they are. At most one round trip.
         """
         self.manager.broadcast_unlogged([Emit(event, self._catalog.shape(event, data), to)])
+
+    def prepare_stored(self, event: str, data: dict[str, Any], to: str, id_field: str = "id") -> StoredBroadcast | None:
+        """Shape ``event`` to room ``to`` for the store that writes ``data`` and assigns its ``id_field``: that
+        store's script logs and publishes it in its round trip, then :meth:`complete_stored` delivers it. None
+        when the log cannot be written so (then :meth:`emit` the payload with its id)."""
+        return self.manager.prepare_stored(Emit(event, self._catalog.shape(event, data), to), id_field)
+
+    def complete_stored(self, stored: StoredBroadcast, value: str, offset: str) -> None:
+        """Deliver a prepared broadcast that its store logged with id ``value`` at ``offset``.
+
+        :raises realtime.fanout.manager.PublishError: when it is logged but could not be published.
+        """
+        self.manager.complete_stored(stored, value, offset)
 
     def emit_local(self, sid: str, event: str, data: Any) -> None:
         """Send ``event`` to a socket of this worker without touching Redis (no offset: not a broadcast)."""

@@ -21,7 +21,8 @@ from realtime.schemas.notifications import NotificationContentSchema
 from realtime.services.room_rules import split_room
 from realtime.sockets.catalog import EventCatalog
 from realtime.stores.notifications import RedisNotificationStore
-from realtime.stores.recovery import LoggedPacket, RedisRecoveryStore
+from realtime.stores.recovery import RedisRecoveryStore
+from realtime.stores.recovery_packets import LoggedPacket
 from realtime.stores.redis.client import connect_redis
 from realtime.stores.redis.keys import Keys
 from realtime.stores.redis.scripts import ScriptSet

@@ -7,13 +7,11 @@ one socket event leave in one Redis round trip, and with connection-state recove
 the recovery log, which gives it the offset that travels as its last argument (what socket.io-client keeps).
 
 - :class:`LocalFanout` (a ``Manager``): one process, no queue; broadcasts are delivered here.
-- :class:`RedisFanout` (a ``RedisManager``): broadcasts go through the channel. A logged broadcast carries a
-  ``host_id`` of its own, so this worker's listener delivers it too, in channel (that is, offset) order.
+- :class:`~realtime.fanout.redis_fanout.RedisFanout` (a ``RedisManager``): broadcasts go through the channel.
 
-Both are passed to Flask-SocketIO as ``client_manager``. Broadcasts are published through the app's Redis
-client in one pipeline rather than through ``RedisManager._publish``: that hook sends one message per round
-trip and logs a failure instead of raising it, and a sender must learn that its events did not go out (its
-ack says ``UNAVAILABLE``). python-socketio's own messages (remote disconnects, rooms) keep ``_publish``.
+Both are passed to Flask-SocketIO as ``client_manager``. A broadcast whose id its store assigns (a chat
+message) is logged, and published, by that store's script: :meth:`FanoutLayer.prepare_stored` before the
+write, :meth:`FanoutLayer.complete_stored` after it.
 
 A publish that fails twice raises :class:`PublishError`, which says whether the recovery log holds the
 packets; :meth:`FanoutLayer.broadcast_unlogged` sends such packets again without logging them twice.
@@ -22,26 +20,22 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import redis
 import socketio
-from gevent.event import Event
-from socketio.packet import Packet
 
 from realtime.fanout import wire
-from realtime.fanout.delivery import LocalDelivery, parse_emit, socketio_text
+from realtime.fanout.delivery import LocalDelivery, socketio_text
+from realtime.fanout.emits import Emit, StoredBroadcast, id_packet
 from realtime.fanout.room_index import IndexedRooms
 from realtime.metrics import recorders as metrics
-from realtime.stores.recovery import LoggedPacket, RecoveryStore
+from realtime.stores.recovery import RecoveryStore
+from realtime.stores.recovery_packets import LoggedPacket
 from realtime.stores.redis.checks import refused_write
 
 logger = logging.getLogger(__name__)
-
-#: Rooms of the listener self-probes (:mod:`realtime.cluster.probes`); no socket is ever in one.
-PROBE_ROOM = "__realtime_probe__"
 
 T = TypeVar("T")
 
@@ -56,15 +50,6 @@ class PublishError(redis.ConnectionError):
     def __init__(self, count: int, logged: bool) -> None:
         super().__init__(f"could not publish {count} event(s) to the message queue after a retry")
         self.logged = logged
-
-
-class Emit(NamedTuple):
-    """One shaped broadcast: event, payload as sent, target room (or sid) and a sid to leave out."""
-
-    event: str
-    payload: Any
-    room: str
-    skip_sid: str | None = None
 
 
 class FanoutLayer(IndexedRooms):
@@ -110,6 +95,25 @@ class FanoutLayer(IndexedRooms):
             packets.append(LoggedPacket(emit.event, emit.room, emit.skip_sid, payload_json, head, tail))
         self._send_logged(emits, packets, recovery)
 
+    def prepare_stored(self, emit: Emit, id_field: str) -> StoredBroadcast | None:
+        """Prepare ``emit``, whose payload gets its ``id_field`` from the store that writes it, to be logged
+        (and published, when the log lives in the queue's Redis) by that store's script in its own round
+        trip; None when the log cannot be written so: then :meth:`broadcast` the payload with its id."""
+        recovery = self.recovery
+        packet = id_packet(emit, id_field, self._logged_host_id()) if recovery is not None else None
+        if recovery is None or packet is None:
+            return None
+        log = recovery.log_in_script(packet, self._log_channel())
+        return None if log is None else StoredBroadcast(emit, id_field, packet, log)
+
+    def complete_stored(self, stored: StoredBroadcast, value: str, offset: str) -> None:
+        """Deliver a prepared broadcast that its store logged with id ``value`` at ``offset``.
+
+        :raises PublishError: when it must still be published and Redis could not be reached (it is logged).
+        """
+        metrics.record_emitted(stored.emit.event)
+        self._send_stored(stored, value, offset)
+
     def broadcast_unlogged(self, emits: Sequence[Emit]) -> None:
         """Deliver ``emits`` on every worker with no log entry and no offset (packets the log already holds
         from an attempt whose publish failed: recovering sockets replay them from there)."""
@@ -139,6 +143,13 @@ class FanoutLayer(IndexedRooms):
 
     def _send_logged(self, emits: Sequence[Emit], packets: list[LoggedPacket], recovery: RecoveryStore) -> None:
         raise NotImplementedError(f"{type(self).__name__} must deliver logged broadcasts")
+
+    def _log_channel(self) -> str | None:
+        """Where a store's script publishes what it logs (None: not there)."""
+        return None
+
+    def _send_stored(self, stored: StoredBroadcast, value: str, offset: str) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must deliver stored broadcasts")
 
     def _append(self, recovery: RecoveryStore, packets: list[LoggedPacket], channel: str | None) -> list[str]:
         return self._retrying(lambda: recovery.append(packets, channel), len(packets))
@@ -192,108 +203,6 @@ class LocalFanout(FanoutLayer, socketio.Manager):
         for emit, offset in zip(emits, offsets, strict=True):
             self._deliver(emit.event, (emit.payload, offset), emit.room, emit.skip_sid)
 
-
-class RedisFanout(FanoutLayer, socketio.RedisManager):
-    """Many workers: broadcasts go through the Redis channel ``channel`` to every worker, this one included.
-
-    :param url: the queue's Redis URL (python-socketio's listener connects with it).
-    :param channel: the pub/sub channel (``SOCKETIO_CHANNEL``).
-    :param client: the app's client for that Redis, which publishes broadcasts.
-    :param recovery: the recovery log, or None.
-    :param publish_with_log: whether the log lives in the queue's Redis, so that appending publishes too
-        (``lua/recovery_append.lua``) in the same round trip.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        channel: str,
-        client: redis.Redis,
-        recovery: RecoveryStore | None,
-        publish_with_log: bool,
-    ) -> None:
-        socketio.RedisManager.__init__(self, url, channel=channel)
-        FanoutLayer.__init__(self, recovery)
-        self._client = client
-        self._publish_with_log = publish_with_log
-        self._probes: dict[str, Event] = {}
-
-    def _logged_host_id(self) -> str:
-        # Not this manager's host_id: its own listener must deliver logged broadcasts too (in offset order).
-        return f"log:{self.host_id}"
-
-    def _send(self, emits: Sequence[Emit]) -> None:
-        bodies: list[str] = []
-        for emit in emits:
-            if Packet.data_is_binary([emit.payload]):
-                self.emit(emit.event, emit.payload, namespace=wire.NAMESPACE, room=emit.room, skip_sid=emit.skip_sid)
-                continue
-            # Delivered here now: the listener skips this manager's own host_id.
-            self._deliver(emit.event, emit.payload, emit.room, emit.skip_sid)
-            bodies.append(wire.encode(wire.emit_message(emit.event, [emit.payload], emit.room, emit.skip_sid, self.host_id)))
-        self._retrying(lambda: self._publish_bodies(bodies), len(bodies))
-
-    def _send_logged(self, emits: Sequence[Emit], packets: list[LoggedPacket], recovery: RecoveryStore) -> None:
-        if self._publish_with_log:
-            self._append(recovery, packets, self.channel)
-            return
-        offsets = self._append(recovery, packets, None)
-        bodies = [p.envelope_head + offset + p.envelope_tail for p, offset in zip(packets, offsets, strict=True)]
-        self._retrying(lambda: self._publish_bodies(bodies), len(bodies), logged=True)
-
-    def _publish_bodies(self, bodies: list[str]) -> None:
-        if not bodies:
-            return
-        pipe = self._client.pipeline(transaction=False)
-        for body in bodies:
-            pipe.publish(self.channel, body)
-        pipe.execute()
-
-    def _listen(self) -> Any:
-        """python-socketio's listener, less the emits delivered here as they arrive (:meth:`_delivered`)."""
-        for body in super()._listen():
-            if not self._delivered(body):
-                yield body
-
-    def _delivered(self, body: Any) -> bool:
-        """Deliver an emit of :mod:`~realtime.fanout.wire` without decoding its payload (to nobody when no
-        socket here is in its room); False for what python-socketio's listener must read (other methods,
-        self-probes, the library's own messages)."""
-        delivery = self.delivery
-        if delivery is None or not isinstance(body, (bytes, str)):
-            return False
-        emit = parse_emit(body)
-        if emit is None or emit.room.startswith(PROBE_ROOM):
-            return False
-        if emit.host_id != self.host_id:
-            try:
-                delivery.deliver(self.rooms.get(wire.NAMESPACE, {}), emit.text, emit.room, emit.skip_sid)
-            except Exception:
-                logger.exception("delivering a broadcast from the channel failed")
-        return True
-
-    def _handle_emit(self, message: dict[str, Any]) -> None:
-        """Deliver an emit from the channel; a self-probe is only marked as heard."""
-        room = message.get("room")
-        if isinstance(room, str) and room.startswith(PROBE_ROOM):
-            heard = self._probes.pop(room, None)
-            if heard is not None:
-                heard.set()
-            return
-        super()._handle_emit(message)
-
-    def probe_listener(self, timeout: float) -> bool:
-        """Publish a marker through the channel and wait up to ``timeout`` s for this worker's listener."""
-        room = f"{PROBE_ROOM}:{secrets.token_hex(8)}"
-        heard = self._probes[room] = Event()
-        try:
-            self._client.publish(self.channel, wire.encode(wire.emit_message("__probe__", [None], room, None, f"probe:{self.host_id}")))
-            return heard.wait(timeout)
-        finally:
-            self._probes.pop(room, None)
-
-    def resubscribe(self) -> None:
-        """Drop the listener's connection: python-socketio's listener reconnects and subscribes again."""
-        connection = getattr(self.pubsub, "connection", None)
-        if connection is not None:
-            connection.disconnect()
+    def _send_stored(self, stored: StoredBroadcast, value: str, offset: str) -> None:
+        emit = stored.emit
+        self._deliver(emit.event, (stored.payload_with(value), offset), emit.room, emit.skip_sid)

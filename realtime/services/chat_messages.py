@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from realtime.fanout.emits import StoredBroadcast
 from realtime.fanout.manager import PublishError
 from realtime.services.container import Services
 from realtime.stores.chat import Unsent
@@ -54,28 +55,43 @@ def post_message(
         "createdAt": created,
     }
     client_id = data.get("clientId")
-    result = services.chat.append(room_id, body, client_id, notification)
+    # With the recovery log in Redis, the store's script logs and publishes the message as it stores it.
+    stored = services.broadcaster.prepare_stored("chat:new_message", body, room)
+    result = services.chat.append(room_id, body, client_id, notification, stored.log if stored else None)
     if result.duplicate:
         if result.resend is not None and result.unsent is not None:
             _send(services, room, client_id, result.resend, result.unsent)
         return result.id, True
     try:
-        _send(services, room, client_id, {**body, "id": result.id}, Unsent.LOG)
+        if stored is not None and result.offset is not None:
+            _send(services, room, client_id, {**body, "id": result.id}, Unsent.PUBLISH, (stored, result.offset))
+        else:
+            _send(services, room, client_id, {**body, "id": result.id}, Unsent.LOG)
     finally:
         # Stored is stored: the offline members' job is queued, whatever the fan-out does.
         services.typing.reset(sid, room)
     return result.id, False
 
 
-def _send(services: Services, room: str, client_id: str | None, message: dict[str, Any], unsent: Unsent) -> None:
+def _send(
+    services: Services,
+    room: str,
+    client_id: str | None,
+    message: dict[str, Any],
+    unsent: Unsent,
+    logged: tuple[StoredBroadcast, str] | None = None,
+) -> None:
     """Send a stored message to its room; when the fan-out fails, mark what it still needs for the retry.
 
     ``unsent`` is what the message needs: ``LOG`` (a new message) is logged for recovery and published,
     ``PUBLISH`` (the recovery log holds it from a failed attempt) is published without a new log entry, so
-    that a recovering socket replays it once.
+    that a recovering socket replays it once. ``logged``: the broadcast the store's script logged with the
+    message, and its offset, to deliver (and publish, unless the script did).
     """
     try:
-        if unsent is Unsent.PUBLISH:
+        if logged is not None:
+            services.broadcaster.complete_stored(logged[0], message["id"], logged[1])
+        elif unsent is Unsent.PUBLISH:
             services.broadcaster.emit_unlogged("chat:new_message", message, to=room)
         else:
             services.broadcaster.emit("chat:new_message", message, to=room)

@@ -13,7 +13,8 @@ from realtime.auth.tokens import TokenService
 from realtime.cluster.lifecycle import Lifecycle
 from realtime.config import Settings
 from realtime.fanout.broadcaster import Broadcaster
-from realtime.fanout.manager import FanoutLayer, LocalFanout, RedisFanout
+from realtime.fanout.manager import FanoutLayer, LocalFanout
+from realtime.fanout.redis_fanout import RedisFanout
 from realtime.services.container import Services
 from realtime.services.join_coalescer import JoinCoalescer
 from realtime.services.local_sockets import ConnectionRegistry

@@ -26,7 +26,8 @@ from realtime.identifiers import StreamId, stream_id_before
 from realtime.metrics.recorders import record_recovery
 from realtime.services.container import Services
 from realtime.sockets.server import ServerCore
-from realtime.stores.recovery import RecoveryRecord, ReplayPacket, Restore
+from realtime.stores.recovery import RecoveryRecord, Restore
+from realtime.stores.recovery_packets import ReplayPacket
 from realtime.stores.redis.checks import log_unavailable
 from realtime.stores.socket_state import ConnectInfo
 

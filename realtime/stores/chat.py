@@ -15,6 +15,7 @@ import redis
 
 from realtime.identifiers import StreamId
 from realtime.stores.offline_jobs import MemoryOfflineJobs, OfflineJob
+from realtime.stores.recovery_packets import ScriptLog
 from realtime.stores.redis.keys import Keys
 from realtime.stores.redis.scripts import ScriptSet
 
@@ -35,12 +36,14 @@ class Unsent(StrEnum):
 @dataclass(frozen=True)
 class AppendResult:
     """The stored message id, whether the send was a retry, and for a retry of a message whose fan-out
-    failed, the stored message (with its id) to send now and what it still needs."""
+    failed, the stored message (with its id) to send now and what it still needs; ``offset``: the recovery
+    offset of the broadcast logged with a new message (None when the store did not log it)."""
 
     id: str
     duplicate: bool
     resend: dict[str, Any] | None = None
     unsent: Unsent | None = None
+    offset: str | None = None
 
 
 class ChatStore(Protocol):
@@ -53,10 +56,16 @@ class ChatStore(Protocol):
         """``user_id`` is no longer a member (no more offline notifications)."""
 
     def append(
-        self, room_id: str, message: dict[str, Any], client_id: str | None, notification: dict[str, Any]
+        self,
+        room_id: str,
+        message: dict[str, Any],
+        client_id: str | None,
+        notification: dict[str, Any],
+        log: ScriptLog | None = None,
     ) -> AppendResult:
         """Store once per ``client_id`` (5 minutes); queue the job that stores ``notification`` for the
-        room's offline members (same round trip).
+        room's offline members and, given ``log``, log the message's broadcast for recovery (and publish it),
+        all in the same round trip. A store that cannot log returns no ``offset``: the caller broadcasts.
 
         A retry of a message marked by :meth:`mark_unsent` takes the mark and gets the message back as
         ``resend``: one of several concurrent retries sends it.
@@ -93,7 +102,7 @@ class RedisChatStore:
         self._max_len = max_len
         self._jobs_max_len = jobs_max_len
         self._clock = clock
-        self._append = scripts.load("chat_append")
+        self._append = scripts.load("chat_append", "recovery_fn")
 
     def join(self, room_id: str, user_id: str, history: int) -> list[dict[str, Any]]:
         pipe = self._redis.pipeline(transaction=False)
@@ -111,26 +120,33 @@ class RedisChatStore:
         self._redis.srem(self._keys.group_members(room_id), user_id)
 
     def append(
-        self, room_id: str, message: dict[str, Any], client_id: str | None, notification: dict[str, Any]
+        self,
+        room_id: str,
+        message: dict[str, Any],
+        client_id: str | None,
+        notification: dict[str, Any],
+        log: ScriptLog | None = None,
     ) -> AppendResult:
         sender = message["senderId"]
-        duplicate, message_id, unsent, stored = self._append(
-            keys=[
-                self._keys.chat_stream(room_id),
-                self._keys.chat_dedup(room_id, sender, client_id or ""),
-                self._keys.chat_offline_jobs,
-                self._keys.group_members(room_id),
-                self._keys.room_users(f"group:{room_id}"),
-                self._keys.room_complete(f"group:{room_id}"),
-            ],
-            args=[
-                sender, client_id or "", DEDUP_SECONDS, json.dumps(message, separators=(",", ":")), self._max_len,
-                self._clock(), json.dumps(notification, separators=(",", ":")), room_id, self._jobs_max_len,
-                COMPLETE_SECONDS,
-            ]
-        )
+        keys = [
+            self._keys.chat_stream(room_id),
+            self._keys.chat_dedup(room_id, sender, client_id or ""),
+            self._keys.chat_offline_jobs,
+            self._keys.group_members(room_id),
+            self._keys.room_users(f"group:{room_id}"),
+            self._keys.room_complete(f"group:{room_id}"),
+        ]
+        args = [
+            sender, client_id or "", DEDUP_SECONDS, json.dumps(message, separators=(",", ":")), self._max_len,
+            self._clock(), json.dumps(notification, separators=(",", ":")), room_id, self._jobs_max_len,
+            COMPLETE_SECONDS,
+        ]
+        if log is not None:
+            keys.append(log.key)
+            args += log.args
+        duplicate, message_id, unsent, stored, offset = self._append(keys=keys, args=args)
         if not unsent:
-            return AppendResult(id=message_id, duplicate=bool(duplicate))
+            return AppendResult(id=message_id, duplicate=bool(duplicate), offset=offset or None)
         resend = {**json.loads(stored), "id": message_id}
         return AppendResult(id=message_id, duplicate=True, resend=resend, unsent=Unsent(unsent))
 
@@ -190,7 +206,12 @@ class MemoryChatStore:
         self._members.get(room_id, set()).discard(user_id)
 
     def append(
-        self, room_id: str, message: dict[str, Any], client_id: str | None, notification: dict[str, Any]
+        self,
+        room_id: str,
+        message: dict[str, Any],
+        client_id: str | None,
+        notification: dict[str, Any],
+        log: ScriptLog | None = None,
     ) -> AppendResult:
         now = self._clock()
         key = (room_id, message["senderId"], client_id or "")

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import redis
 
 from realtime.identifiers import stream_id_before
+from realtime.stores.recovery_packets import IdPacket, LoggedPacket, ReplayPacket, ScriptLog
 from realtime.stores.redis.keys import Keys
 from realtime.stores.redis.scripts import ScriptSet
 from realtime.stores.sessions import SessionCheck, SessionStore
@@ -31,29 +32,6 @@ NAMESPACE = "/"
 def new_pid() -> str:
     """A private session id for recovery (never shared with other clients)."""
     return secrets.token_urlsafe(16)
-
-
-@dataclass(frozen=True)
-class LoggedPacket:
-    """A broadcast to log: its event, target room, skipped sid and payload as JSON."""
-
-    event: str
-    room: str
-    skip_sid: str | None
-    payload_json: str
-    envelope_head: str = ""
-    envelope_tail: str = ""
-
-
-@dataclass(frozen=True)
-class ReplayPacket:
-    """A logged broadcast read back for replay."""
-
-    offset: str
-    event: str
-    room: str
-    skip_sid: str | None
-    payload: Any
 
 
 @dataclass(frozen=True)
@@ -93,6 +71,10 @@ class RecoveryStore(Protocol):
 
     def append(self, packets: Sequence[LoggedPacket], channel: str | None) -> list[str]:
         """Log packets (and publish them on ``channel`` with their offsets); return the offsets."""
+
+    def log_in_script(self, packet: IdPacket, channel: str | None) -> ScriptLog | None:
+        """What another store's script needs to log ``packet`` (and publish it on ``channel``) in its own
+        round trip; None when this store cannot."""
 
     def save(self, records: Sequence[RecoveryRecord]) -> None:
         """Keep disconnected sockets' records for the recovery window (one round trip)."""
@@ -148,18 +130,30 @@ class RedisRecoveryStore:
         self._max = max_packets
         self._clock = clock
         self._stream = keys.recovery_stream(NAMESPACE)
-        self._append = scripts.load("recovery_append")
+        self._append = scripts.load("recovery_append", "recovery_fn")
         self._save = scripts.load("recovery_save")
         self._restore = scripts.load("recovery_restore")
 
     def append(self, packets: Sequence[LoggedPacket], channel: str | None) -> list[str]:
         if not packets:
             return []
-        min_id = f"{int((self._clock() - self._window) * 1000)}-0"
-        args: list[Any] = [self._max, min_id, channel or ""]
+        args: list[Any] = [self._max, self._min_id(), channel or ""]
         for p in packets:
             args += [p.event, p.room, p.skip_sid or "", p.payload_json, p.envelope_head, p.envelope_tail]
         return [str(offset) for offset in self._append(keys=[self._stream], args=args)]
+
+    def log_in_script(self, packet: IdPacket, channel: str | None) -> ScriptLog:
+        p = packet
+        return ScriptLog(
+            key=self._stream,
+            args=[
+                self._max, self._min_id(), channel or "", p.event, p.room, p.skip_sid or "", p.payload_head,
+                p.payload_tail, p.envelope_head, p.envelope_middle, p.envelope_tail,
+            ],
+        )
+
+    def _min_id(self) -> str:
+        return f"{int((self._clock() - self._window) * 1000)}-0"
 
     def save(self, records: Sequence[RecoveryRecord]) -> None:
         if not records:
@@ -228,6 +222,9 @@ class MemoryRecoveryStore:
             offsets.append(offset)
         self._trim()
         return offsets
+
+    def log_in_script(self, packet: IdPacket, channel: str | None) -> None:
+        return None
 
     def save(self, records: Sequence[RecoveryRecord]) -> None:
         last = self._log[-1][1].offset if self._log else self._trimmed_up_to

@@ -15,7 +15,8 @@ from realtime.errors import ErrorCode, RealtimeError
 from realtime.stores.control_bus import ControlBus, logout_command
 from realtime.stores.notifications import NotificationStore
 from realtime.stores.presence import MemoryPresenceStore, iso
-from realtime.stores.recovery import NAMESPACE, RecoveryStore, ReplayPacket
+from realtime.stores.recovery import NAMESPACE, RecoveryStore
+from realtime.stores.recovery_packets import ReplayPacket
 from realtime.stores.redis.keys import Keys
 from realtime.stores.redis.scripts import ScriptSet
 from realtime.stores.room_index import MemoryRoomStore, RoomCount

@@ -1,10 +1,16 @@
 -- Store a chat message once per clientId, and queue the job that notifies the room's offline members.
+-- With the broadcast of the new message, log it for recovery (and publish it) in the same round trip
+-- (log_packet, lua/recovery_fn.lua): its payload carries the message id, known only here, so it comes in
+-- two parts, the id goes between them.
 -- KEYS: chat stream, dedup key (unused without a client_id), offline-job stream, group members, the
---       room's users (users with a socket in group:{roomId}, cluster-wide), the room's "complete" flag
+--       room's users (users with a socket in group:{roomId}, cluster-wide), the room's "complete" flag,
+--       [the recovery stream, when the broadcast is logged here]
 -- ARGV: sender, client_id ('' for none), dedup_ttl, message_json, max_len, now,
 --       notification_template_json (the job fills in id and data.messageId), room id, job stream max_len,
---       complete_ttl
--- Returns {duplicate (0|1), message id, unsent, stored message_json}
+--       complete_ttl, [log max_len, log min_id, channel ('' = do not publish), event, room, skip_sid,
+--       payload before and after the id, channel message before and after the id, channel message after
+--       the offset]
+-- Returns {duplicate (0|1), message id, unsent, stored message_json, offset ('' when not logged here)}
 --   The offline-member work is O(room size): one small job on a capped stream here, the rest by a consumer
 --   group in the workers (realtime.services.offline_jobs), so a message costs the same in any room.
 --   The dedup key holds the message id, followed by '|publish' or '|log' while a failed fan-out left the
@@ -19,16 +25,16 @@ if client_id ~= '' then
   local existing = redis.call('GET', dedup_key)
   if existing then
     local id, unsent = string.match(existing, '^([^|]+)|?(.*)$')
-    if unsent == '' then return {1, id, '', ''} end
+    if unsent == '' then return {1, id, '', '', ''} end
     redis.call('SET', dedup_key, id, 'KEEPTTL')
     -- A message trimmed out of the history in the meantime is not sent any more.
     for _, entry in ipairs(redis.call('XRANGE', stream, id, id)) do
       local fields = entry[2]
       for j = 1, #fields, 2 do
-        if fields[j] == 'm' then return {1, id, unsent, fields[j + 1]} end
+        if fields[j] == 'm' then return {1, id, unsent, fields[j + 1], ''} end
       end
     end
-    return {1, id, '', ''}
+    return {1, id, '', '', ''}
   end
 end
 
@@ -47,4 +53,12 @@ if redis.call('EXISTS', KEYS[6]) == 0 then
     redis.call('SET', KEYS[6], '1', 'EX', complete_ttl)
   end
 end
-return {0, id, '', ''}
+
+local offset = ''
+if KEYS[7] then
+  local log_max_len, min_id, channel = ARGV[11], ARGV[12], ARGV[13]
+  offset = log_packet(KEYS[7], min_id, channel, ARGV[14], ARGV[15], ARGV[16], ARGV[17] .. id .. ARGV[18],
+    ARGV[19] .. id .. ARGV[20], ARGV[21])
+  redis.call('XTRIM', KEYS[7], 'MAXLEN', '~', log_max_len)
+end
+return {0, id, '', '', offset}

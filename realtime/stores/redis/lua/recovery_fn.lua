@@ -1,0 +1,15 @@
+-- Logging one broadcast packet for connection-state recovery, prepended by realtime.stores.redis.scripts to
+-- recovery_append.lua and to chat_append.lua (which logs the message it stores in the same round trip).
+-- The offset (the stream id) is spliced between pre-serialized JSON halves, so payloads are never decoded
+-- here (cjson would round numbers).
+-- stream: the namespace's recovery stream; min_id: entries older than the window go ('~');
+-- channel: where to publish the packet with its offset ('' = do not publish);
+-- head, tail: the channel message before and after the offset. Returns the offset.
+local function log_packet(stream, min_id, channel, event, room, skip_sid, payload_json, head, tail)
+  local offset = redis.call('XADD', stream, 'MINID', '~', min_id, '*',
+    'e', event, 'r', room, 's', skip_sid, 'd', payload_json)
+  if channel ~= '' then
+    redis.call('PUBLISH', channel, head .. offset .. tail)
+  end
+  return offset
+end

@@ -1,0 +1,157 @@
+"""A broadcast whose id its store assigns (a chat message): logged and published by the store's own script.
+
+The manager prepares the packet text around the id before the write (``prepare_stored``); the chat store's
+script stores the message, logs the broadcast with the id spliced in and publishes it, in one round trip;
+``complete_stored`` then delivers what is still to deliver. The exact channel message and the recovery-log
+entry are checked against python-socketio's format on a real Redis; the managers' share with fakes.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from realtime.fanout import wire
+from realtime.fanout.emits import Emit, id_packet
+from realtime.fanout.manager import LocalFanout, PublishError
+from realtime.fanout.redis_fanout import RedisFanout
+from realtime.stores.chat import RedisChatStore
+from realtime.stores.recovery import RedisRecoveryStore
+from realtime.stores.recovery_packets import IdPacket, ReplayPacket, ScriptLog
+from realtime.stores.redis.keys import Keys
+from realtime.stores.redis.scripts import ScriptSet
+from tests.test_fanout import FakeLog, FakeQueue, recording
+
+#: Text a naive splice would break: quotes, backslashes, non-ASCII, a number too long for a double.
+PAYLOAD = {"roomId": "lobby", "content": 'say "hi" \\ ünïcödé ✓', "big": 12345678901234567890, "n": None}
+
+
+class ScriptLogging(FakeLog):
+    """A recovery log that can be written by another store's script (as the Redis one can)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[IdPacket, str | None]] = []
+
+    def log_in_script(self, packet: IdPacket, channel: str | None) -> ScriptLog:
+        self.asked.append((packet, channel))
+        return ScriptLog("log-stream", [channel or ""])
+
+
+def test_the_packet_text_around_the_id_is_the_encoded_message_once_it_is_spliced() -> None:
+    for payload in (PAYLOAD, {}):
+        emit = Emit("chat:new_message", payload, "group:lobby", "s1")
+        packet = id_packet(emit, "id", "log:h")
+        assert packet is not None
+        with_id = {**payload, "id": "17-3"}
+        assert json.loads(packet.payload_head + "17-3" + packet.payload_tail) == with_id
+        body = packet.envelope_head + "17-3" + packet.envelope_middle + "9-1" + packet.envelope_tail
+        assert json.loads(body) == wire.emit_message("chat:new_message", [with_id, "9-1"], "group:lobby", "s1", "log:h")
+        assert json.loads(body)["data"][0].get("big") == payload.get("big")
+
+
+def test_only_an_object_without_its_id_can_have_the_id_spliced_in() -> None:
+    assert id_packet(Emit("e", ["a list"], "r"), "id", "h") is None
+    assert id_packet(Emit("e", {"id": "already"}, "r"), "id", "h") is None
+
+
+def test_no_stored_broadcast_without_a_log_a_script_can_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    emit = Emit("chat:new_message", {"content": "hi"}, "group:lobby")
+    assert LocalFanout(None).prepare_stored(emit, "id") is None, "recovery off: the caller broadcasts"
+    in_memory = FakeLog()
+    in_memory.log_in_script = lambda packet, channel: None  # type: ignore[attr-defined]
+    assert LocalFanout(in_memory).prepare_stored(emit, "id") is None  # type: ignore[arg-type]
+
+
+def test_local_fanout_delivers_a_stored_broadcast_with_its_id_and_offset(monkeypatch: pytest.MonkeyPatch) -> None:
+    log = ScriptLogging()
+    manager = LocalFanout(log)  # type: ignore[arg-type]
+    delivered = recording(manager, monkeypatch)
+
+    stored = manager.prepare_stored(Emit("chat:new_message", {"content": "hi"}, "group:lobby"), "id")
+    assert stored is not None and log.asked[0][1] is None, "one process: nothing to publish"
+    assert delivered == [], "nothing is delivered before the store wrote it"
+    manager.complete_stored(stored, "5-0", "12-0")
+
+    assert delivered == [("chat:new_message", ({"content": "hi", "id": "5-0"}, "12-0"), "group:lobby", None)]
+    assert log.appended == [], "the store's script logged it, not the manager"
+
+
+@pytest.mark.parametrize(("publish_with_log", "channel", "pipelines"), [(True, "rt", 0), (False, None, 1)])
+def test_redis_fanout_publishes_a_stored_broadcast_unless_the_script_did(
+    monkeypatch: pytest.MonkeyPatch, publish_with_log: bool, channel: str | None, pipelines: int
+) -> None:
+    queue, log = FakeQueue(), ScriptLogging()
+    manager = RedisFanout("redis://unused", "rt", queue, log, publish_with_log)  # type: ignore[arg-type]
+    delivered = recording(manager, monkeypatch)
+
+    stored = manager.prepare_stored(Emit("chat:new_message", {"content": "hi"}, "group:lobby"), "id")
+    assert stored is not None and log.asked[0][1] == channel
+    manager.complete_stored(stored, "5-0", "12-0")
+
+    assert queue.executions == pipelines
+    expected = wire.emit_message(
+        "chat:new_message", [{"content": "hi", "id": "5-0"}, "12-0"], "group:lobby", None, f"log:{manager.host_id}"
+    )
+    assert [json.loads(body) for _, body in queue.published] == ([expected] if pipelines else [])
+    assert delivered == [], "this worker delivers logged broadcasts from the channel, in offset order"
+
+
+def test_a_stored_broadcast_that_cannot_be_published_says_it_is_logged() -> None:
+    queue = FakeQueue(failures=2)
+    manager = RedisFanout("redis://unused", "rt", queue, ScriptLogging(), publish_with_log=False)  # type: ignore[arg-type]
+    stored = manager.prepare_stored(Emit("chat:new_message", {"content": "hi"}, "group:lobby"), "id")
+    assert stored is not None
+    with pytest.raises(PublishError) as raised:
+        manager.complete_stored(stored, "5-0", "12-0")
+    assert raised.value.logged is True and queue.executions == 2
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield connection
+    connection.close()
+
+
+def test_the_chat_script_stores_logs_and_publishes_a_new_message_in_one_round_trip(client: redis.Redis) -> None:
+    keys, scripts = Keys("rt-stored:"), ScriptSet(client)
+    recovery = RedisRecoveryStore(client, keys, scripts, window=60, max_packets=100)
+    chat = RedisChatStore(client, keys, scripts, max_len=100, jobs_max_len=100, clock=time.time)
+    manager = RedisFanout("redis://unused", "rt-stored", client, recovery, publish_with_log=True)
+    listener = client.pubsub()
+    listener.subscribe("rt-stored")
+    assert listener.get_message(timeout=2)["type"] == "subscribe"
+    body = {**PAYLOAD, "senderId": "alice"}
+
+    scripts.preload()
+    stored = manager.prepare_stored(Emit("chat:new_message", body, "group:lobby"), "id")
+    assert stored is not None
+    sent: list[Any] = []
+    original = client.execute_command
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        sent.append(args[0])
+        return original(*args, **kwargs)
+
+    client.execute_command = counted  # type: ignore[method-assign]
+    result = chat.append("lobby", body, "c-1", {"type": "chat_message"}, stored.log)
+    retry = chat.append("lobby", body, "c-1", {"type": "chat_message"}, stored.log)
+    client.execute_command = original  # type: ignore[method-assign]
+
+    assert sent == ["EVALSHA", "EVALSHA"], "store, log and publish: one round trip each time"
+    assert result.offset is not None and not result.duplicate
+    assert (retry.duplicate, retry.id, retry.offset) == (True, result.id, None), "a retry is neither logged nor sent"
+    with_id = {**body, "id": result.id}
+    assert recovery.since("0-0") == [ReplayPacket(result.offset, "chat:new_message", "group:lobby", None, with_id)]
+    message = listener.get_message(timeout=2)
+    assert message is not None and json.loads(message["data"]) == wire.emit_message(
+        "chat:new_message", [with_id, result.offset], "group:lobby", None, f"log:{manager.host_id}"
+    )
+    assert listener.get_message(timeout=0.2) is None, "published once"
+    assert chat.history("lobby", None, 10)[0] == [with_id]
+    listener.close()
