@@ -16,7 +16,7 @@ from realtime.cluster.worker_status import (
 )
 from realtime.stores.directory import SCAN_CALLS, RedisDirectory, glob_escape
 from realtime.stores.redis.keys import Keys
-from realtime.stores.socket_state import LocalSocket
+from realtime.stores.socket_records import LocalSocket
 from realtime.stores.workers import RedisWorkerRegistry, workers_key
 
 

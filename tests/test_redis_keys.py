@@ -16,6 +16,7 @@ CASES = [
     ("k_user_sockets", ["alice"], lambda keys: keys.user_sockets("alice")),
     ("k_presence", ["alice"], lambda keys: keys.presence("alice")),
     ("k_session", ["sess1"], lambda keys: keys.session("sess1")),
+    ("k_user", ["alice"], lambda keys: keys.user("alice")),
     ("k_notifications", ["alice"], lambda keys: keys.notifications("alice")),
     ("k_unread", ["alice"], lambda keys: keys.unread("alice")),
     ("k_room", ["group:lobby"], lambda keys: keys.room("group:lobby")),

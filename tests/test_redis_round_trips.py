@@ -178,11 +178,46 @@ def test_every_handler_stays_within_three_round_trips(redis_app: Flask, monkeypa
 
     assert all(n <= MAX_ROUND_TRIPS for n in per_event.values()), per_event
     assert all(n >= 1 for e, n in per_event.items() if e != "chat:typing"), per_event
-    assert per_event["connect"] == 3, "session check, registration script, presence publish"
+    assert per_event["connect"] == 1, "registration with the session check; nobody hears alice come online"
     assert per_event["notifications:mark_read"] == 2, "one pipeline and one publish of the unread count"
     assert per_event["chat:message"] == 1, "the chat store's script stores, logs and publishes the message"
     offline_jobs_done(redis_app)
     assert services.notifications.unread_count("bob") == 1, "chat:message queued the offline-member job"
+
+
+def test_connect_checks_the_session_as_it_registers_and_broadcasts_presence_only_to_subscribers(
+    redis_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = redis_app.extensions["realtime"]
+    actions = TokenActions(redis_app)
+    warm_up(redis_app)
+    main = gevent.getcurrent()
+    bob = socketio.test_client(redis_app, auth={"token": actions.create("bob")})
+    assert bob.emit("presence:subscribe", ["carol"], callback=True)["ok"]
+    bob.get_received()
+    logged_before = len(services.recovery.since("0-0"))
+    tokens = {user: actions.create(user) for user in ("alice", "carol")}
+    session_id, revoked = actions.session("dave")
+    services.sessions.revoke(session_id)
+
+    with round_trips_per_greenlet(monkeypatch) as trips:
+        alice = socketio.test_client(redis_app, auth={"token": tokens["alice"]})
+        unwatched = trips[main]
+        trips.clear()
+        carol = socketio.test_client(redis_app, auth={"token": tokens["carol"]})
+        watched = trips[main]
+        trips.clear()
+        refused = socketio.test_client(redis_app, auth={"token": revoked})
+        refusal = trips[main]
+
+    assert alice.is_connected() and carol.is_connected() and not refused.is_connected()
+    assert (unwatched, watched, refusal) == (1, 2, 1), "registration (+ the presence broadcast someone hears)"
+    updates = [m["args"][0] for m in bob.get_received() if m["name"] == "presence:update"]
+    assert [(u["userId"], u["status"]) for u in updates] == [("carol", "online")]
+    logged = services.recovery.since("0-0")[logged_before:]
+    assert [(p.event, p.room) for p in logged] == [("presence:update", "presence:carol")], "alice's went nowhere"
+    assert services.connections.of_user("dave") == {} and not services.presence.presence(["dave"])[0].is_online
+    assert services.redis.zcard(services.keys.user_sockets("dave")) == 0, "a refused session registers nothing"
 
 
 def test_disconnect_from_party_and_chat_room_stays_within_three_round_trips(

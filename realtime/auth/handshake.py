@@ -1,18 +1,13 @@
 """Turn a Socket.IO handshake into an authenticated identity, or a refusal with a code."""
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from realtime.auth.tokens import Claims, TokenService
 from realtime.errors import ErrorCode, RealtimeError
-from realtime.stores.sessions import Profile, ProfileCache, SessionCheck, SessionStore
-
-logger = logging.getLogger(__name__)
+from realtime.stores.sessions import Profile, ProfileCache, SessionCheck, session_revoked
 
 MAX_TOKEN_LENGTH = 8192
 
@@ -41,20 +36,21 @@ def extract_token(auth: Any, headers: Mapping[str, str], args: Mapping[str, str]
 
 
 class Authenticator:
-    """Verifies the JWT, checks its session, and loads the profile cache-first."""
+    """Verifies the JWT, turns a session check into an identity, and keeps profiles cache-first.
 
-    def __init__(self, tokens: TokenService, sessions: SessionStore, profiles: ProfileCache) -> None:
+    The session check itself rides on a Redis round trip the socket makes anyway: its registration
+    (``SocketState.connect``) or, for a reconnect, its recovery claim (``RecoveryStore.restore``).
+    """
+
+    def __init__(self, tokens: TokenService, profiles: ProfileCache) -> None:
         self._tokens = tokens
-        self._sessions = sessions
         self._profiles = profiles
 
-    def authenticate(self, token: str | None) -> Identity:
-        """Return the identity behind ``token``.
+    def verify(self, token: str | None) -> Claims:
+        """The claims of ``token`` once its signature, algorithm, expiry, issuer and audience hold; its
+        session is still to be checked (as the socket registers, or with its recovery claim).
 
-        Costs at most one Redis round trip (session and, on a cache miss, profile, pipelined).
-
-        :raises RealtimeError: ``AUTH_REQUIRED``, ``INVALID_TOKEN``, ``TOKEN_EXPIRED``,
-            ``SESSION_REVOKED`` or ``UNAVAILABLE``.
+        :raises RealtimeError: ``AUTH_REQUIRED``, ``INVALID_TOKEN`` or ``TOKEN_EXPIRED``.
         """
         if not token:
             raise RealtimeError(
@@ -62,14 +58,7 @@ class Authenticator:
             )
         if len(token) > MAX_TOKEN_LENGTH:
             raise RealtimeError(ErrorCode.INVALID_TOKEN, "The token is too long.")
-        claims = self._tokens.verify(token)
-        cached = self.cached_profile(claims.user_id)
-        try:
-            check = self._sessions.check(claims.session_id, claims.user_id, want_profile=cached is None)
-        except redis.RedisError:
-            logger.warning("session store unreachable during handshake", exc_info=True)
-            raise RealtimeError(ErrorCode.UNAVAILABLE, "The session store is unreachable; retry shortly.") from None
-        return self.identity_for(claims, check, cached)
+        return self._tokens.verify(token)
 
     def cached_profile(self, user_id: str) -> Profile | None:
         """The in-process cached profile, if fresh."""
@@ -81,7 +70,7 @@ class Authenticator:
         :raises RealtimeError: ``SESSION_REVOKED``.
         """
         if not check.valid:
-            raise RealtimeError(ErrorCode.SESSION_REVOKED, "The session is unknown or revoked; log in again.")
+            raise session_revoked()
         profile = cached or check.profile or Profile(id=claims.user_id, username=claims.user_id)
         if cached is None:
             self._profiles.put(profile)

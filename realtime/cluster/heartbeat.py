@@ -8,7 +8,7 @@ import time
 from realtime.cluster.worker_status import Totals, WorkerStatus
 from realtime.metrics.recorders import local_totals
 from realtime.services.container import Services
-from realtime.stores.socket_state import LocalSocket
+from realtime.stores.socket_records import LocalSocket
 from realtime.stores.workers import (
     MemoryWorkerRegistry,
     RedisWorkerRegistry,

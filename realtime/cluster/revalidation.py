@@ -12,7 +12,7 @@ from realtime.services.container import Services
 from realtime.services.room_manager import REVALIDATE_ROOM
 from realtime.stores.presence import iso
 from realtime.stores.room_index import RoomCount
-from realtime.stores.socket_state import ReleaseInfo
+from realtime.stores.socket_records import ReleaseInfo
 
 logger = logging.getLogger(__name__)
 

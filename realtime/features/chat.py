@@ -23,7 +23,7 @@ from realtime.schemas.chat import (
 from realtime.services.chat_messages import now_iso, post_message
 from realtime.services.container import Services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
-from realtime.stores.socket_state import ConnectInfo, ReleaseInfo
+from realtime.stores.socket_records import ConnectInfo, ReleaseInfo
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from realtime.schemas.notifications import (
 )
 from realtime.services.container import Services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
-from realtime.stores.socket_state import ConnectInfo
+from realtime.stores.socket_records import ConnectInfo
 
 notifications = SocketBlueprint("notifications")
 notifications.emits(

@@ -15,7 +15,7 @@ from realtime.schemas.party import (
 )
 from realtime.services.container import Services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
-from realtime.stores.socket_state import ConnectInfo, ReleaseInfo
+from realtime.stores.socket_records import ConnectInfo, ReleaseInfo
 
 party = SocketBlueprint("party")
 party.emits(

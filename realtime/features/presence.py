@@ -16,7 +16,7 @@ from realtime.schemas.presence import (
 from realtime.services.container import Services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
 from realtime.stores.presence import iso
-from realtime.stores.socket_state import ConnectInfo, ReleaseInfo
+from realtime.stores.socket_records import ConnectInfo, ReleaseInfo
 
 presence = SocketBlueprint("presence")
 presence.emits(
@@ -107,6 +107,10 @@ def check(ctx: EventContext, data: dict[str, Any]) -> list[dict[str, Any]]:
     users = [entry.to_dict() for entry in ctx.services.presence.presence(list(dict.fromkeys(data["userIds"])))]
     ctx.services.broadcaster.emit_local(ctx.sid, "presence:status_list", {"users": users})
     return users
+
+
+# Nobody anywhere subscribed to a user's presence: their coming online is not broadcast (nor logged).
+presence.counts_on_connect(presence_room)
 
 
 @presence.on_connect

@@ -30,7 +30,8 @@ from realtime.stores.recovery import RecoveryStore
 from realtime.stores.redis.keys import Keys
 from realtime.stores.redis.scripts import ScriptSet
 from realtime.stores.sessions import SessionStore
-from realtime.stores.socket_state import ReleaseInfo, SocketState
+from realtime.stores.socket_records import ReleaseInfo
+from realtime.stores.socket_state import SocketState
 
 #: ``hook(user_ids, notification)``: personal notifications for users with no live socket (a push service).
 PushHook = Callable[[list[str], dict[str, Any]], None]
@@ -42,6 +43,10 @@ class Catalog(Protocol):
     @property
     def connect_hooks(self) -> Sequence[Callable[..., list[Outgoing]]]:
         """The features' hooks run when a socket connects: ``hook(ctx, info)`` → events to broadcast."""
+
+    @property
+    def counted_rooms(self) -> Sequence[Callable[[str], str]]:
+        """Rooms, by user id, that the connect hooks broadcast to: registration counts their sockets."""
 
     @property
     def release_hooks(self) -> Sequence[Callable[[ReleaseInfo, Services], list[Outgoing]]]:

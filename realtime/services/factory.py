@@ -146,7 +146,7 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
         keys=keys,
         tokens=tokens,
         sessions=sessions,
-        authenticator=Authenticator(tokens, sessions, ProfileCache(settings.user_cache_ttl)),
+        authenticator=Authenticator(tokens, ProfileCache(settings.user_cache_ttl)),
         rooms=rooms,
         limiter=RateLimiter(settings.event_rate, settings.event_burst),
         typing=Throttle(settings.typing_throttle),

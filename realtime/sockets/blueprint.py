@@ -12,7 +12,7 @@ from realtime.errors import ErrorCode
 from realtime.fanout.broadcaster import Outgoing
 from realtime.services.container import Services
 from realtime.stores.sessions import Profile
-from realtime.stores.socket_state import ConnectInfo, ReleaseInfo
+from realtime.stores.socket_records import ConnectInfo, ReleaseInfo
 
 HandlerFunc = Callable[["EventContext", Any], Any]
 SchemaLike = type[Schema] | Schema | Mapping[str, ma_fields.Field]
@@ -115,11 +115,17 @@ class SocketBlueprint:
         self.server_events: list[ServerEvent] = []
         self.connect_hooks: list[ConnectHook] = []
         self.release_hooks: list[ReleaseHook] = []
+        self.counted_rooms: list[Callable[[str], str]] = []
 
     def on_connect(self, func: ConnectHook) -> ConnectHook:
         """Run ``func(ctx, info)`` after a socket is registered; it returns events to broadcast."""
         self.connect_hooks.append(func)
         return func
+
+    def counts_on_connect(self, room_of: Callable[[str], str]) -> None:
+        """Count the sockets in ``room_of(user_id)``, cluster-wide, as a socket of that user registers (same
+        round trip, ``ConnectInfo.counted``): a connect hook's broadcast to a room counted empty is not sent."""
+        self.counted_rooms.append(room_of)
 
     def on_release(self, func: ReleaseHook) -> ReleaseHook:
         """Run ``func(info, services)`` when a socket is gone (disconnected, or reaped after its worker died);

@@ -9,18 +9,19 @@ from flask import request
 from flask_socketio import ConnectionRefusedError
 from flask_socketio import SocketIO as FlaskSocketIO
 
-from realtime.auth.handshake import extract_token
+from realtime.auth.handshake import Identity, extract_token
 from realtime.errors import RealtimeError
 from realtime.extensions import socketio
 from realtime.log_context import bind
 from realtime.metrics.recorders import socket_connected, socket_disconnected
 from realtime.schemas.session import ErrorEventOutSchema, ForceLogoutOutSchema
-from realtime.services.container import current_services
+from realtime.services.container import Services, current_services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
 from realtime.sockets.event_log import logged_connect, logged_disconnect
 from realtime.sockets.recovery_flow import ConnectPlan, record_for, recoverable, remember, resume
 from realtime.sockets.server import ServerCore
 from realtime.stores.recovery import new_pid
+from realtime.stores.socket_records import ConnectInfo, SessionQuery
 from realtime.stores.redis.checks import log_unavailable, unavailable
 
 NAMESPACE = "/"
@@ -60,8 +61,9 @@ def register_connection_handlers(extension: FlaskSocketIO) -> None:
 def on_connect(auth: Any = None) -> None:
     """Authenticate and register the socket; refusals reach the client as ``connect_error`` ``{code, message}``.
 
-    Round trips: session check (1; for a reconnect with a ``pid`` it also claims the recovery record),
-    registration with rooms, presence and eviction (1), hooks' broadcasts (≤1).
+    Round trips: registration with the session check, rooms, presence and eviction (1; a reconnect with a
+    ``pid`` checks its session with its recovery claim, 1 more), hooks' broadcasts (≤1, none when they go
+    to rooms nobody is in).
     """
     services = current_services()
     services.lifecycle.ensure_started()
@@ -70,19 +72,14 @@ def on_connect(auth: Any = None) -> None:
     plan: ConnectPlan | None = core.connect_plans.get(socketio.server.manager.eio_sid_from_sid(sid, NAMESPACE))
     single = services.settings.session_policy == "single"
     try:
-        if plan is not None:
-            identity = plan.identity
-        else:
-            identity = services.authenticator.authenticate(extract_token(auth, request.headers, request.args))
-        bind(userId=identity.user_id)
         if plan is not None and plan.recovered:
+            identity = plan.identity
+            bind(userId=identity.user_id)
             pid = plan.restore.record.pid  # type: ignore[union-attr]
-            info = resume(services, core, sid, plan, single)
+            info = resume(services, core, sid, plan, single, counted_rooms(services, identity.user_id))
         else:
             pid = new_pid() if services.recovery is not None else ""
-            rooms = services.rooms.default_rooms_for(identity.user_id)
-            info = services.state.connect(sid, identity.user_id, identity.session_id, rooms, single)
-            services.rooms.enter_local(sid, rooms)
+            identity, info = register(services, sid, plan, auth, single)
     except RealtimeError as err:
         logger.info("handshake refused: %s", err.code.value)
         raise ConnectionRefusedError(err.message, err.to_dict()) from None
@@ -97,7 +94,14 @@ def on_connect(auth: Any = None) -> None:
     ctx = EventContext(
         sid=sid, user_id=identity.user_id, session_id=identity.session_id, profile=identity.profile, services=services
     )
-    outgoing = [message for hook in services.catalog.connect_hooks for message in hook(ctx, info)]
+    # A broadcast to a room with no socket anywhere (parked ones included) would reach nobody, now or on
+    # recovery: it is not sent.
+    outgoing = [
+        message
+        for hook in services.catalog.connect_hooks
+        for message in hook(ctx, info)
+        if info.counted.get(message.to, 1) > 0
+    ]
     try:
         services.broadcaster.emit_many(outgoing)
     except redis.RedisError as exc:
@@ -105,6 +109,43 @@ def on_connect(auth: Any = None) -> None:
     if info.evicted_sessions:
         logger.info("duplicate login: %d older session(s) logged out", len(info.evicted_sessions))
     logger.info("socket connected")
+
+
+def register(
+    services: Services, sid: str, plan: ConnectPlan | None, auth: Any, single: bool
+) -> tuple[Identity, ConnectInfo]:
+    """Register a socket that is not recovered, checking its session in the same round trip (a reconnect
+    whose recovery failed had it checked with its claim)."""
+    claims = None
+    if plan is not None:
+        user_id, session_id = plan.identity.user_id, plan.identity.session_id
+    else:
+        claims = services.authenticator.verify(extract_token(auth, request.headers, request.args))
+        user_id, session_id = claims.user_id, claims.session_id
+    bind(userId=user_id)
+    cached = services.authenticator.cached_profile(user_id)
+    rooms = services.rooms.default_rooms_for(user_id)
+    info = services.state.connect(
+        sid,
+        user_id,
+        session_id,
+        rooms,
+        single,
+        session=None if claims is None else SessionQuery(profile=cached is None),
+        counted=counted_rooms(services, user_id),
+    )
+    if plan is not None:
+        identity = plan.identity
+    else:
+        assert claims is not None and info.session is not None
+        identity = services.authenticator.identity_for(claims, info.session, cached)
+    services.rooms.enter_local(sid, rooms)
+    return identity, info
+
+
+def counted_rooms(services: Services, user_id: str) -> list[str]:
+    """The rooms the connect hooks broadcast to for ``user_id``, whose sockets registration counts."""
+    return [room_of(user_id) for room_of in services.catalog.counted_rooms]
 
 
 def on_disconnect(reason: Any = None) -> None:

@@ -29,7 +29,7 @@ from realtime.sockets.server import ServerCore
 from realtime.stores.recovery import RecoveryRecord, Restore
 from realtime.stores.recovery_packets import ReplayPacket
 from realtime.stores.redis.checks import log_unavailable
-from realtime.stores.socket_state import ConnectInfo
+from realtime.stores.socket_records import ConnectInfo
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +133,11 @@ def _hand_over(services: Services, core: ServerCore, live_sid: str, pid: str) ->
         core.server.disconnect(live_sid, namespace=NAMESPACE, ignore_queue=True)
 
 
-def resume(services: Services, core: ServerCore, sid: str, plan: ConnectPlan, single: bool) -> ConnectInfo:
-    """Register a recovered socket in its old rooms and replay what it missed (2 round trips with hooks' 1)."""
+def resume(
+    services: Services, core: ServerCore, sid: str, plan: ConnectPlan, single: bool, counted: list[str]
+) -> ConnectInfo:
+    """Register a recovered socket in its old rooms and replay what it missed (2 round trips with hooks' 1);
+    ``counted``: rooms whose sockets to count (:func:`realtime.sockets.connect.counted_rooms`)."""
     record = plan.restore.record
     assert record is not None
     eio_sid = core.server.manager.eio_sid_from_sid(sid, NAMESPACE)
@@ -146,7 +149,7 @@ def resume(services: Services, core: ServerCore, sid: str, plan: ConnectPlan, si
         services.rooms.enter_local(sid, rooms)
         after = plan.restore.packets[-1].offset if plan.restore.packets else record.last_offset
         info = services.state.connect(
-            sid, plan.identity.user_id, plan.identity.session_id, rooms, single, replay_after=after
+            sid, plan.identity.user_id, plan.identity.session_id, rooms, single, replay_after=after, counted=counted
         )
         missed = _merge(plan.restore.packets, info.missed)
         last = record.last_offset

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import redis
 
+from realtime.errors import ErrorCode, RealtimeError
 from realtime.stores.redis.keys import Keys
 
 PIPELINE_CHUNK = 1000
@@ -56,6 +57,11 @@ class SessionCheck:
                 id=user_id, username=profile_fields.get("username") or user_id, avatar_url=profile_fields.get("avatarUrl")
             )
         return cls(valid=owner == user_id, profile=profile)
+
+
+def session_revoked() -> RealtimeError:
+    """The refusal of a session that is unknown, revoked or names another user."""
+    return RealtimeError(ErrorCode.SESSION_REVOKED, "The session is unknown or revoked; log in again.")
 
 
 class SessionStore(Protocol):

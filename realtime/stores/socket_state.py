@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from realtime.errors import ErrorCode, RealtimeError
 from realtime.stores.control_bus import ControlBus, logout_command
 from realtime.stores.notifications import NotificationStore
 from realtime.stores.presence import MemoryPresenceStore, iso
@@ -20,46 +18,8 @@ from realtime.stores.recovery_packets import ReplayPacket
 from realtime.stores.redis.keys import Keys
 from realtime.stores.redis.scripts import ScriptSet
 from realtime.stores.room_index import MemoryRoomStore, RoomCount
-from realtime.stores.sessions import SessionStore
-
-
-@dataclass(frozen=True)
-class ConnectInfo:
-    """What registering a socket found out (``missed``: packets logged after the replay point)."""
-
-    first_socket: bool
-    unread_count: int
-    evicted_sessions: list[str]
-    missed: list[ReplayPacket] = field(default_factory=list)
-    room_counts: dict[str, RoomCount] = field(default_factory=dict)
-
-
-def too_many_connections(limit: int) -> RealtimeError:
-    """The refusal when a user already has ``limit`` live sockets."""
-    return RealtimeError(
-        ErrorCode.TOO_MANY_CONNECTIONS, f"This user already has {limit} live connections; close one first."
-    )
-
-
-@dataclass(frozen=True)
-class ReleaseInfo:
-    """What releasing a socket (disconnect or reaped) changed."""
-
-    sid: str
-    user_id: str
-    last_socket: bool
-    last_seen: str
-    room_counts: dict[str, RoomCount] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LocalSocket:
-    """A socket of this worker, as the heartbeat refreshes it."""
-
-    sid: str
-    user_id: str
-    session_id: str
-    rooms: Sequence[str]
+from realtime.stores.sessions import SessionCheck, SessionStore, session_revoked
+from realtime.stores.socket_records import ConnectInfo, LocalSocket, ReleaseInfo, SessionQuery, too_many_connections
 
 
 class SocketState(Protocol):
@@ -73,11 +33,15 @@ class SocketState(Protocol):
         rooms: Sequence[str],
         single_session: bool,
         replay_after: str | None = None,
+        session: SessionQuery | None = None,
+        counted: Sequence[str] = (),
     ) -> ConnectInfo:
         """Register a socket with its rooms; evict the user's other live sessions if asked; with
-        ``replay_after``, also return the broadcast packets logged after that offset.
+        ``replay_after``, also return the broadcast packets logged after that offset; with ``session``,
+        check the session first; count the sockets in ``counted`` rooms.
 
-        :raises RealtimeError: ``TOO_MANY_CONNECTIONS`` past MAX_CONNECTIONS_PER_USER.
+        :raises RealtimeError: ``SESSION_REVOKED`` (nothing registered), ``TOO_MANY_CONNECTIONS`` past
+            MAX_CONNECTIONS_PER_USER.
         """
 
     def release(self, sids: Sequence[str]) -> list[ReleaseInfo]:
@@ -127,6 +91,8 @@ class RedisSocketState:
         rooms: Sequence[str],
         single_session: bool,
         replay_after: str | None = None,
+        session: SessionQuery | None = None,
+        counted: Sequence[str] = (),
     ) -> ConnectInfo:
         now = self._clock()
         reply = self._connect(
@@ -134,12 +100,16 @@ class RedisSocketState:
                 self._keys.prefix, sid, user_id, session_id, now + self._ttl, now, iso(now),
                 "1" if single_session else "0", self._keys.control_channel, self._max_sockets,
                 self._keys.recovery_stream(NAMESPACE) if replay_after else "", replay_after or "0-0",
-                self._replay_cap, *rooms,
+                self._replay_cap, "0" if session is None else "2" if session.profile else "1", len(counted),
+                *counted, *rooms,
             ]
         )
         if reply[0] == -1:
             raise too_many_connections(self._max_sockets)
-        first, unread, evicted, missed, joined = reply
+        if reply[0] == -2:
+            raise session_revoked()
+        first, unread, evicted, missed, joined, counts, flat = reply
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
         return ConnectInfo(
             first_socket=bool(first),
             unread_count=int(unread),
@@ -149,6 +119,8 @@ class RedisSocketState:
                 for r in missed
             ],
             room_counts={r[0]: RoomCount(int(r[1]), int(r[2]), bool(r[3])) for r in joined},
+            counted=dict(zip(counted, map(int, counts), strict=True)),
+            session=None if session is None else SessionCheck.of_stored(user_id, user_id, fields if session.profile else None),
         )
 
     def release(self, sids: Sequence[str]) -> list[ReleaseInfo]:
@@ -224,7 +196,12 @@ class MemorySocketState:
         rooms: Sequence[str],
         single_session: bool,
         replay_after: str | None = None,
+        session: SessionQuery | None = None,
+        counted: Sequence[str] = (),
     ) -> ConnectInfo:
+        check = None if session is None else self._sessions.check(session_id, user_id, session.profile)
+        if check is not None and not check.valid:
+            raise session_revoked()
         self._parked.pop(sid, None)
         live = self._by_user.setdefault(user_id, set())
         present = [s for s in live if s != sid]
@@ -252,6 +229,8 @@ class MemorySocketState:
             evicted_sessions=evicted,
             missed=self._recovery.since(replay_after) if replay_after and self._recovery is not None else [],
             room_counts=counts,
+            counted={room: self._rooms.count(room).sockets for room in counted},
+            session=check,
         )
 
     def release(self, sids: Sequence[str]) -> list[ReleaseInfo]:

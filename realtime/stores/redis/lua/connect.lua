@@ -1,14 +1,27 @@
--- Register a socket: liveness, owner, rooms, presence; evict other live sessions of the user; enforce the
--- per-user socket cap; for a recovered socket, read what was logged after its replay point.
+-- Register a socket: check its session first (when asked), then liveness, owner, rooms, presence; evict
+-- other live sessions of the user; enforce the per-user socket cap; for a recovered socket, read what was
+-- logged after its replay point; count the sockets in rooms the connect hooks broadcast to.
 -- ARGV: prefix, sid, user, session, expiry, now, now_iso, single_session (0|1), control_channel,
---       max_sockets, recovery_stream ('' = none), replay_after, replay_cap, rooms...
+--       max_sockets, recovery_stream ('' = none), replay_after, replay_cap,
+--       session_check ('0' none, '1' the session, '2' the session and the user's profile hash),
+--       counted (how many rooms to count), rooms to count..., rooms to join...
 -- Returns {first_socket (0|1), unread_count, {evicted session ids...}, {{id, event, room, skip, data}...},
---          {{room, sockets, users, user_first}...}}
---   or {-1} when the user already has max_sockets live sockets.
+--          {{room, sockets, users, user_first}...}, {sockets in each counted room...}, profile_flat}
+--   or {-1} when the user already has max_sockets live sockets,
+--   or {-2} when the session is unknown or names another user (nothing is written then).
+--   The session rule is SessionCheck.of_stored's: valid while the session hash names the user.
 local prefix, sid, user, session = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local expiry, now, now_iso = ARGV[5], ARGV[6], ARGV[7]
 local single, channel, max_sockets = ARGV[8], ARGV[9], tonumber(ARGV[10])
 local stream, replay_after, replay_cap = ARGV[11], ARGV[12], tonumber(ARGV[13])
+local session_check, counted = ARGV[14], tonumber(ARGV[15])
+local first_room = 16 + counted
+
+local profile = {}
+if session_check ~= '0' then
+  if session_check == '2' then profile = redis.call('HGETALL', k_user(prefix, user)) end
+  if redis.call('HGET', k_session(prefix, session), 'userId') ~= user then return {-2} end
+end
 
 local user_sockets = k_user_sockets(prefix, user)
 redis.call('ZREMRANGEBYSCORE', user_sockets, '-inf', now)
@@ -42,7 +55,7 @@ if redis.call('HSETNX', k_socket(prefix, sid), 'since', now) == 1 then
 end
 redis.call('ZADD', user_sockets, expiry, sid)
 local joined = {}
-for i = 14, #ARGV do
+for i = first_room, #ARGV do
   local counts = room_add(prefix, sid, user, ARGV[i])
   table.insert(joined, {ARGV[i], counts[1], counts[2], counts[3]})
 end
@@ -72,4 +85,6 @@ if stream ~= '' then
 end
 
 local unread = redis.call('SCARD', k_unread(prefix, user))
-return {first, unread, evicted, missed, joined}
+local counts = {}
+for i = 16, first_room - 1 do table.insert(counts, redis.call('SCARD', k_room(prefix, ARGV[i]))) end
+return {first, unread, evicted, missed, joined, counts, profile}

@@ -7,6 +7,7 @@ local function k_socket_rooms(prefix, sid) return prefix .. 'socket-rooms:' .. s
 local function k_user_sockets(prefix, user) return prefix .. 'user-sockets:' .. user end
 local function k_presence(prefix, user) return prefix .. 'presence:' .. user end
 local function k_session(prefix, session) return prefix .. 'session:' .. session end
+local function k_user(prefix, user) return prefix .. 'user:' .. user end
 local function k_notifications(prefix, user) return prefix .. 'notifications:' .. user end
 local function k_unread(prefix, user) return prefix .. 'notifications-unread:' .. user end
 local function k_room(prefix, room) return prefix .. 'room:' .. room end
