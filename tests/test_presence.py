@@ -229,3 +229,39 @@ def test_check_accepts_100_users(any_app: Flask) -> None:
     ack = alice.emit("presence:check", [f"u{i}" for i in range(100)], callback=True)
 
     assert ack["ok"] is True and len(ack["data"]) == 100
+
+
+def test_counted_rooms_include_parked_sockets_and_are_read_after_the_release(any_app: Flask) -> None:
+    state = any_app.extensions["realtime"].state
+    template = ["presence:{userId}"]
+    state.connect("w1", "alice", "s-a", ["presence:bob"], False)  # alice watches bob
+
+    info = state.connect("b1", "bob", "s-b", [], False, counted=["presence:bob"])
+    assert info.counted == {"presence:bob": 1}
+    state.park(["w1"], 30)
+    (released,) = state.release(["b1"], template)
+    assert released.counted == {"presence:bob": 1}, "a parked watcher counts: its recovery replays the update"
+
+    (gone,) = state.release(["w1"], template)
+    assert (gone.user_id, gone.counted) == ("alice", {"presence:alice": 0})
+    state.connect("b2", "bob", "s-b", [], False)
+    state.park(["b2"], -1)
+    (reaped,) = state.reap(10, template)
+    assert (reaped.sid, reaped.counted) == ("b2", {"presence:bob": 0}), "nobody watches bob any more"
+
+
+def test_nobody_watching_means_no_presence_broadcast_and_no_log_entry(any_app: Flask) -> None:
+    services = any_app.extensions["realtime"]
+    logged_before = len(services.recovery.since("0-0"))
+    carol = connect(any_app, "carol")
+    carol.disconnect()
+    alice = subscribed(any_app, "alice", ["bob"])
+    bob = connect(any_app, "bob")
+    bob.disconnect()
+
+    assert [(u["userId"], u["status"]) for u in received(alice, "presence:update")] == [
+        ("bob", "online"),
+        ("bob", "offline"),
+    ]
+    logged = [(p.event, p.room) for p in services.recovery.since("0-0")[logged_before:]]
+    assert logged == [("presence:update", "presence:bob")] * 2, "carol's coming and going reached nobody"

@@ -185,7 +185,7 @@ def test_every_handler_stays_within_three_round_trips(redis_app: Flask, monkeypa
     assert services.notifications.unread_count("bob") == 1, "chat:message queued the offline-member job"
 
 
-def test_connect_checks_the_session_as_it_registers_and_broadcasts_presence_only_to_subscribers(
+def test_connect_and_disconnect_broadcast_presence_only_to_subscribers_and_connect_checks_the_session(
     redis_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     services = redis_app.extensions["realtime"]
@@ -209,13 +209,20 @@ def test_connect_checks_the_session_as_it_registers_and_broadcasts_presence_only
         trips.clear()
         refused = socketio.test_client(redis_app, auth={"token": revoked})
         refusal = trips[main]
+        trips.clear()
+        alice.disconnect()
+        unwatched_gone = trips[main]
+        trips.clear()
+        carol.disconnect()
+        watched_gone = trips[main]
 
-    assert alice.is_connected() and carol.is_connected() and not refused.is_connected()
+    assert not refused.is_connected()
     assert (unwatched, watched, refusal) == (1, 2, 1), "registration (+ the presence broadcast someone hears)"
+    assert (unwatched_gone, watched_gone) == (1, 2), "release (+ the presence broadcast someone hears)"
     updates = [m["args"][0] for m in bob.get_received() if m["name"] == "presence:update"]
-    assert [(u["userId"], u["status"]) for u in updates] == [("carol", "online")]
+    assert [(u["userId"], u["status"]) for u in updates] == [("carol", "online"), ("carol", "offline")]
     logged = services.recovery.since("0-0")[logged_before:]
-    assert [(p.event, p.room) for p in logged] == [("presence:update", "presence:carol")], "alice's went nowhere"
+    assert [(p.event, p.room) for p in logged] == [("presence:update", "presence:carol")] * 2, "alice's went nowhere"
     assert services.connections.of_user("dave") == {} and not services.presence.presence(["dave"])[0].is_online
     assert services.redis.zcard(services.keys.user_sockets("dave")) == 0, "a refused session registers nothing"
 

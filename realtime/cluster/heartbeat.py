@@ -41,7 +41,7 @@ class Heartbeat:
         local = self.status.local_sockets()
         parked = services.state.refresh(local)
         self._undo_changes_during_refresh(local, set(parked))
-        reaped = services.state.reap(REAP_BATCH)
+        reaped = services.state.reap(REAP_BATCH, services.catalog.counted_rooms)
         if reaped:
             logger.info("reaped %d socket(s) of a worker that stopped heartbeating", len(reaped))
             services.broadcaster.emit_many(services.release_events(reaped))

@@ -109,8 +109,9 @@ def check(ctx: EventContext, data: dict[str, Any]) -> list[dict[str, Any]]:
     return users
 
 
-# Nobody anywhere subscribed to a user's presence: their coming online is not broadcast (nor logged).
-presence.counts_on_connect(presence_room)
+# Nobody anywhere subscribed to a user's presence: their coming online or going offline is not broadcast
+# (nor logged for recovery).
+presence.counts_room(presence_room("{userId}"))
 
 
 @presence.on_connect

@@ -45,8 +45,9 @@ class Catalog(Protocol):
         """The features' hooks run when a socket connects: ``hook(ctx, info)`` → events to broadcast."""
 
     @property
-    def counted_rooms(self) -> Sequence[Callable[[str], str]]:
-        """Rooms, by user id, that the connect hooks broadcast to: registration counts their sockets."""
+    def counted_rooms(self) -> Sequence[str]:
+        """Room templates (``{userId}``) the connect and release hooks broadcast to: registering and
+        releasing a socket count their sockets."""
 
     @property
     def release_hooks(self) -> Sequence[Callable[[ReleaseInfo, Services], list[Outgoing]]]:
@@ -123,8 +124,15 @@ class Services:
         self.push_hooks.append(hook)
 
     def release_events(self, infos: list[ReleaseInfo]) -> list[Outgoing]:
-        """Events the features broadcast for sockets that are gone: each release hook, for each socket."""
-        return [message for info in infos for hook in self.catalog.release_hooks for message in hook(info, self)]
+        """Events the features broadcast for sockets that are gone: each release hook, for each socket, less
+        those to a room counted empty as the socket was released (nobody would receive them)."""
+        return [
+            message
+            for info in infos
+            for hook in self.catalog.release_hooks
+            for message in hook(info, self)
+            if info.counted.get(message.to, 1) > 0
+        ]
 
 
 def current_services() -> Services:

@@ -115,17 +115,19 @@ class SocketBlueprint:
         self.server_events: list[ServerEvent] = []
         self.connect_hooks: list[ConnectHook] = []
         self.release_hooks: list[ReleaseHook] = []
-        self.counted_rooms: list[Callable[[str], str]] = []
+        self.counted_rooms: list[str] = []
 
     def on_connect(self, func: ConnectHook) -> ConnectHook:
         """Run ``func(ctx, info)`` after a socket is registered; it returns events to broadcast."""
         self.connect_hooks.append(func)
         return func
 
-    def counts_on_connect(self, room_of: Callable[[str], str]) -> None:
-        """Count the sockets in ``room_of(user_id)``, cluster-wide, as a socket of that user registers (same
-        round trip, ``ConnectInfo.counted``): a connect hook's broadcast to a room counted empty is not sent."""
-        self.counted_rooms.append(room_of)
+    def counts_room(self, template: str) -> None:
+        """Count the sockets in room ``template`` (``{userId}`` replaced by the user's id), cluster-wide and
+        parked ones included, as a socket of that user registers or is released (same round trip:
+        ``ConnectInfo.counted``, ``ReleaseInfo.counted``): a connect or release hook's broadcast to a room
+        counted empty is not sent, since nobody would receive it, now or on recovery."""
+        self.counted_rooms.append(template)
 
     def on_release(self, func: ReleaseHook) -> ReleaseHook:
         """Run ``func(info, services)`` when a socket is gone (disconnected, or reaped after its worker died);

@@ -1,7 +1,7 @@
 """Every event of the product, built from the registered blueprints; the one place payloads are shaped."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from marshmallow import ValidationError
@@ -19,7 +19,7 @@ class EventCatalog:
         self.server_events: dict[str, ServerEvent] = {}
         self.connect_hooks: list[ConnectHook] = [h for bp in self.blueprints for h in bp.connect_hooks]
         self.release_hooks: list[ReleaseHook] = [h for bp in self.blueprints for h in bp.release_hooks]
-        self.counted_rooms: list[Callable[[str], str]] = [f for bp in self.blueprints for f in bp.counted_rooms]
+        self.counted_rooms: list[str] = [t for bp in self.blueprints for t in bp.counted_rooms]
         for blueprint in self.blueprints:
             for handler in blueprint.handlers:
                 if handler.event in self.handlers:

@@ -145,7 +145,7 @@ def register(
 
 def counted_rooms(services: Services, user_id: str) -> list[str]:
     """The rooms the connect hooks broadcast to for ``user_id``, whose sockets registration counts."""
-    return [room_of(user_id) for room_of in services.catalog.counted_rooms]
+    return [template.replace("{userId}", user_id) for template in services.catalog.counted_rooms]
 
 
 def on_disconnect(reason: Any = None) -> None:
@@ -170,7 +170,7 @@ def on_disconnect(reason: Any = None) -> None:
             logger.info("socket parked for recovery", extra={"sid": sid, "reason": str(reason)})
             return
     try:
-        infos = services.state.release([sid])
+        infos = services.state.release([sid], services.catalog.counted_rooms)
         services.broadcaster.emit_many(services.release_events(infos))
     except redis.RedisError as exc:
         log_unavailable(logger, "releasing a closed socket (the reaper will)", exc)

@@ -51,6 +51,8 @@ class ReleaseInfo:
     last_socket: bool
     last_seen: str
     room_counts: dict[str, RoomCount] = field(default_factory=dict)
+    #: Sockets, cluster-wide, left in each counted room (``SocketBlueprint.counts_room``) of the user.
+    counted: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,12 @@ class SocketState(Protocol):
             MAX_CONNECTIONS_PER_USER.
         """
 
-    def release(self, sids: Sequence[str]) -> list[ReleaseInfo]:
-        """Forget disconnected sockets."""
+    def release(self, sids: Sequence[str], counted: Sequence[str] = ()) -> list[ReleaseInfo]:
+        """Forget disconnected sockets; count the sockets left in each room of ``counted`` (templates with
+        ``{userId}``) for each socket's user."""
 
-    def reap(self, limit: int) -> list[ReleaseInfo]:
-        """Forget sockets whose heartbeat expired (their worker died)."""
+    def reap(self, limit: int, counted: Sequence[str] = ()) -> list[ReleaseInfo]:
+        """Forget sockets whose heartbeat expired (their worker died), counting as :meth:`release` does."""
 
     def refresh(self, sockets: Sequence[LocalSocket]) -> list[str]:
         """Extend (or restore) this worker's sockets; return the sids among them that were parked meanwhile
@@ -123,15 +124,17 @@ class RedisSocketState:
             session=None if session is None else SessionCheck.of_stored(user_id, user_id, fields if session.profile else None),
         )
 
-    def release(self, sids: Sequence[str]) -> list[ReleaseInfo]:
+    def release(self, sids: Sequence[str], counted: Sequence[str] = ()) -> list[ReleaseInfo]:
         if not sids:
             return []
         now = self._clock()
-        return self._parse(self._release(args=[self._keys.prefix, now, iso(now), "sids", *sids]), now)
+        args = [self._keys.prefix, now, iso(now), "sids", len(counted), *counted, *sids]
+        return self._parse(self._release(args=args), now, counted)
 
-    def reap(self, limit: int) -> list[ReleaseInfo]:
+    def reap(self, limit: int, counted: Sequence[str] = ()) -> list[ReleaseInfo]:
         now = self._clock()
-        return self._parse(self._release(args=[self._keys.prefix, now, iso(now), "expired", limit]), now)
+        args = [self._keys.prefix, now, iso(now), "expired", len(counted), *counted, limit]
+        return self._parse(self._release(args=args), now, counted)
 
     def refresh(self, sockets: Sequence[LocalSocket]) -> list[str]:
         expiry = self._clock() + self._ttl
@@ -147,17 +150,25 @@ class RedisSocketState:
         for start in range(0, len(sids), self._chunk):
             self._park(args=[self._keys.prefix, self._clock() + seconds, *sids[start : start + self._chunk]])
 
-    def _parse(self, rows: list[Any], now: float) -> list[ReleaseInfo]:
+    def _parse(self, rows: list[Any], now: float, counted: Sequence[str]) -> list[ReleaseInfo]:
         infos = []
-        for sid, user, last, counts in rows:
+        for sid, user, last, counts, sizes in rows:
             if not user:
                 continue
             room_counts = {
                 counts[i]: RoomCount(int(counts[i + 1]), int(counts[i + 2]), bool(counts[i + 3]))
                 for i in range(0, len(counts), 4)
             }
+            rooms = [template.replace("{userId}", user) for template in counted]
             infos.append(
-                ReleaseInfo(sid=sid, user_id=user, last_socket=bool(last), last_seen=iso(now), room_counts=room_counts)
+                ReleaseInfo(
+                    sid=sid,
+                    user_id=user,
+                    last_socket=bool(last),
+                    last_seen=iso(now),
+                    room_counts=room_counts,
+                    counted=dict(zip(rooms, map(int, sizes), strict=True)),
+                )
             )
         return infos
 
@@ -233,7 +244,7 @@ class MemorySocketState:
             session=check,
         )
 
-    def release(self, sids: Sequence[str]) -> list[ReleaseInfo]:
+    def release(self, sids: Sequence[str], counted: Sequence[str] = ()) -> list[ReleaseInfo]:
         infos = []
         for sid in sids:
             self._parked.pop(sid, None)
@@ -249,17 +260,25 @@ class MemorySocketState:
             if not live:
                 self._by_user.pop(user_id, None)
                 self._presence.went_offline(user_id, last_seen)
+            rooms = [template.replace("{userId}", user_id) for template in counted]
             infos.append(
-                ReleaseInfo(sid=sid, user_id=user_id, last_socket=not live, last_seen=last_seen, room_counts=counts)
+                ReleaseInfo(
+                    sid=sid,
+                    user_id=user_id,
+                    last_socket=not live,
+                    last_seen=last_seen,
+                    room_counts=counts,
+                    counted={room: self._rooms.count(room).sockets for room in rooms},
+                )
             )
         return infos
 
-    def reap(self, limit: int) -> list[ReleaseInfo]:
+    def reap(self, limit: int, counted: Sequence[str] = ()) -> list[ReleaseInfo]:
         now = self._clock()
         expired = [sid for sid, until in self._parked.items() if until < now][:limit]
         for sid in expired:
             del self._parked[sid]
-        return self.release(expired)
+        return self.release(expired, counted)
 
     def refresh(self, sockets: Sequence[LocalSocket]) -> list[str]:
         return []

@@ -1,15 +1,18 @@
 -- Forget sockets: the ones named (disconnect), or those whose heartbeat expired (reaper).
--- ARGV: prefix, now, now_iso, mode ('sids'|'expired'), limit_or_sid...
+-- ARGV: prefix, now, now_iso, mode ('sids'|'expired'), counted (how many room templates to count),
+--       templates ('{userId}' replaced by the socket's user)..., limit_or_sid...
 -- Returns one entry per socket: {sid, user ('' if unknown), last_socket (0|1),
---   {room, sockets, users, user_last, room, sockets, users, user_last...}}
+--   {room, sockets, users, user_last, room, sockets, users, user_last...},
+--   {sockets in each counted room, after the release...}}
 local prefix, now, now_iso, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local first_sid = 6 + tonumber(ARGV[5])
 
 local sids
 if mode == 'expired' then
-  sids = redis.call('ZRANGEBYSCORE', k_sockets(prefix), '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+  sids = redis.call('ZRANGEBYSCORE', k_sockets(prefix), '-inf', now, 'LIMIT', 0, tonumber(ARGV[first_sid]))
 else
   sids = {}
-  for i = 5, #ARGV do table.insert(sids, ARGV[i]) end
+  for i = first_sid, #ARGV do table.insert(sids, ARGV[i]) end
 end
 
 local results = {}
@@ -39,6 +42,13 @@ for _, sid in ipairs(sids) do
   else
     user = ''
   end
-  table.insert(results, {sid, user, last, counts})
+  local counted = {}
+  if user ~= '' then
+    for i = 6, first_sid - 1 do
+      local room = string.gsub(ARGV[i], '{userId}', (string.gsub(user, '%%', '%%%%')))
+      table.insert(counted, redis.call('SCARD', k_room(prefix, room)))
+    end
+  end
+  table.insert(results, {sid, user, last, counts, counted})
 end
 return results
