@@ -20,6 +20,7 @@ import gevent.pywsgi
 import geventwebsocket.handler
 import pytest
 import socketio
+from engineio import packet as eio_packet
 from flask import Flask
 from geventwebsocket.websocket import WebSocket
 from socketio import packet as sio_packet
@@ -167,6 +168,33 @@ def test_emits_without_a_callback_go_pre_encoded_through_send_eio_packet_and_wit
         ("_send_eio_packet", "e1", '2["room",{"n":1}]'),
         ("_send_packet", "e1", sio_packet.EVENT, ["asked", 1]),
     ]
+
+
+def test_a_broadcast_to_a_socket_whose_engineio_socket_is_gone_is_dropped_without_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """python-engineio warns "Cannot send to sid" for each packet to a socket it no longer has; between its
+    close and python-socketio's disconnect handler a broadcast can still name that socket."""
+    extension = flask_socketio.SocketIO()
+    extension.init_app(Flask(__name__), async_mode="threading")
+    server = extension.server
+    install(server, Flask(__name__), max_outbound_queue=10, max_concurrent_handshakes=2, connect_timeout=5)
+    sent: list[tuple[str, Any]] = []
+    empty = SimpleNamespace(qsize=lambda: 0)
+    live = SimpleNamespace(closed=False, closing=False, queue=empty, send=lambda pkt: sent.append(("live", pkt.data)))
+    closed = SimpleNamespace(closed=True, closing=False, queue=empty, send=lambda pkt: sent.append(("closed", pkt.data)))
+    server.eio.sockets.update({"e-live": live, "e-closed": closed})
+    for eio_sid in ("e-live", "e-closed", "e-gone"):
+        server.environ[eio_sid] = {}
+        server.manager.enter_room(str(server.manager.connect(eio_sid, "/")), "/", "group:lobby")
+
+    with caplog.at_level(logging.DEBUG, logger=server.eio.logger.name):
+        server.emit("chat:new_message", {"id": "1-0"}, room="group:lobby")
+        engineio.Server.send_packet(server.eio, "e-gone", eio_packet.Packet(eio_packet.MESSAGE, "2[]"))
+
+    assert sent == [("live", '2["chat:new_message",{"id":"1-0"}]')]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == ["Cannot send to sid e-gone"], "only python-engineio's own call, made here on purpose, warns"
 
 
 def test_the_connect_answer_goes_through_send_packet_with_the_sid_engineio_generates() -> None:

@@ -100,6 +100,13 @@ class RealtimeServer(socketio.Server):
     def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
         # python-socketio sends emits without a callback (rooms and single sids) pre-encoded through here,
         # not through _send_packet: hold and bound them here too.
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None or socket.closed:
+            # Its Engine.IO socket is gone and python-socketio has not taken it out of its rooms yet (its
+            # disconnect handler runs next): nothing reaches it, and the recovery log keeps what a reconnect
+            # needs. python-engineio would log "Cannot send to sid" at WARNING for every such packet, which
+            # a mass disconnect (a deploy, the clients of a load test leaving) turns into thousands of lines.
+            return
         if self.core.outgoing_encoded(eio_sid, eio_pkt):
             super()._send_eio_packet(eio_sid, eio_pkt)
             self.core.sent(eio_sid)
