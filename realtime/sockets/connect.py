@@ -21,8 +21,8 @@ from realtime.sockets.event_log import logged_connect, logged_disconnect
 from realtime.sockets.recovery_flow import ConnectPlan, record_for, recoverable, remember, resume
 from realtime.sockets.server import ServerCore
 from realtime.stores.recovery import new_pid
-from realtime.stores.socket_records import ConnectInfo, SessionQuery
 from realtime.stores.redis.checks import log_unavailable, unavailable
+from realtime.stores.socket_records import ConnectInfo, SessionQuery
 
 NAMESPACE = "/"
 
