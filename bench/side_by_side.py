@@ -242,9 +242,11 @@ def measure(kind: str, cfg: dict[str, Any], ctx: dict[str, Any], tag: str) -> di
         pids = cluster.pids()
         result["quiet_after_s"] = wait_quiet(pids + [ctx["redis_pid"]], cfg["settle"], cfg["quiet_timeout"])
         cpu_server_0, cpu_redis_0 = cpu_of(pids), cpu_of([ctx["redis_pid"]])
+        cpu_client_0 = cpu_of([driver.process.pid])
         driver.send("start")
         done = driver.wait_for("done", cfg["duration"] + cfg["drain"] + 60)
         cpu_server_1, cpu_redis_1 = cpu_of(pids), cpu_of([ctx["redis_pid"]])
+        cpu_client_1 = cpu_of([driver.process.pid])
         replaced(cluster, socket_pids)
         driver.send("report")
         report = driver.wait_for("report", 30)
@@ -261,17 +263,22 @@ def measure(kind: str, cfg: dict[str, Any], ctx: dict[str, Any], tag: str) -> di
             "lost_messages": report["lostMessages"],
             "latency_ms": report["latencyMs"],
             "ack_ms": report["ackMs"],
+            "first_delivery_ms": report.get("firstDeliveryMs"),
+            "last_delivery_ms": report.get("lastDeliveryMs"),
             "ack_errors": report["ackErrors"],
             "disconnects": report["disconnects"],
             "cpu_server_s": round(cpu_server_1 - cpu_server_0, 3),
             "cpu_redis_s": round(cpu_redis_1 - cpu_redis_0, 3),
+            # The clients' process (one Node process), not counted in the server's figures: its CPU per
+            # delivery shows whether the clients, rather than the server, bound the latency.
+            "cpu_client_us_per_delivery": round((cpu_client_1 - cpu_client_0) * 1e6 / delivered, 2) if delivered else None,
             "cpu_us_per_delivery": round(cpu_total * 1e6 / delivered, 2) if delivered else None,
             "senders": report["senders"],
         })
         log(f"  {kind} (idle after {result['quiet_after_s']} s): {result['deliveries_per_s']}/s, loss {result['loss']}, p50/p99 "
             f"{report['latencyMs'].get('p50')}/{report['latencyMs'].get('p99')} ms, "
             f"{result['cpu_us_per_delivery']} us/delivery (server {result['cpu_server_s']} s, redis "
-            f"{result['cpu_redis_s']} s)")
+            f"{result['cpu_redis_s']} s; clients {result['cpu_client_us_per_delivery']} us/delivery)")
         return result
     except BenchError as exc:
         result["error"] = str(exc)
@@ -309,6 +316,7 @@ FIGURES = (
     ("p50 ms", lambda r: (r.get("latency_ms") or {}).get("p50")),
     ("p99 ms", lambda r: (r.get("latency_ms") or {}).get("p99")),
     ("CPU µs/delivery", lambda r: r.get("cpu_us_per_delivery")),
+    ("clients' CPU µs/delivery", lambda r: r.get("cpu_client_us_per_delivery")),
     ("RSS KB/idle socket", lambda r: r.get("rss_per_socket_kb")),
     ("connect all s", lambda r: (r.get("connect") or {}).get("connectAllMs", 0) / 1000 or None),
     ("connect p99 ms", lambda r: ((r.get("connect") or {}).get("connectMs") or {}).get("p99")),

@@ -82,6 +82,9 @@ const latencies = [];
 const ackLatencies = [];
 const expectedBySeq = [];
 const receivedBySeq = [];
+// Per message: the latency of its first and of its last delivery (the spread of one broadcast).
+const firstBySeq = {};
+const lastBySeq = {};
 
 function bump(table, key) {
   table[key] = (table[key] || 0) + 1;
@@ -94,7 +97,10 @@ function onNewMessage(msg) {
   const sentAt = Number(parts[2]);
   received += 1;
   receivedBySeq[seq] = (receivedBySeq[seq] || 0) + 1;
-  latencies.push(now() - sentAt);
+  const latency = now() - sentAt;
+  latencies.push(latency);
+  if (!(seq in firstBySeq)) firstBySeq[seq] = latency;
+  lastBySeq[seq] = latency;
   if (!measuring) late += 1;
 }
 
@@ -241,6 +247,7 @@ function report() {
   out({
     type: "report", sent, expected, received, late, lostDeliveries: Math.max(0, expected - received),
     lostMessages, ackOk, ackErrors, latencyMs: percentiles(latencies), ackMs: percentiles(ackLatencies),
+    firstDeliveryMs: percentiles(Object.values(firstBySeq)), lastDeliveryMs: percentiles(Object.values(lastBySeq)),
     senders: runInfo && runInfo.senders, msgRate: runInfo && runInfo.msgRate,
     connectedNow: sockets.filter((s) => s && s.connected).length, disconnects, disconnectReasons,
   });
