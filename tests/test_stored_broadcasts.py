@@ -16,12 +16,14 @@ import pytest
 import redis
 
 from realtime.fanout import wire
-from realtime.fanout.emits import Emit, id_packet
+from realtime.fanout.delivery import packet_offset
+from realtime.fanout.emits import Emit, StoredBroadcast, id_packet
 from realtime.fanout.manager import LocalFanout, PublishError
 from realtime.fanout.redis_fanout import RedisFanout
+from realtime.identifiers import stream_id_before
 from realtime.stores.chat import RedisChatStore
 from realtime.stores.recovery import RedisRecoveryStore
-from realtime.stores.recovery_packets import IdPacket, ReplayPacket, ScriptLog
+from realtime.stores.recovery_packets import IdPacket, LoggedPacket, ReplayPacket, ScriptLog
 from realtime.stores.redis.keys import Keys
 from realtime.stores.redis.scripts import ScriptSet
 from tests.test_fanout import FakeLog, FakeQueue, recording
@@ -101,6 +103,85 @@ def test_redis_fanout_publishes_a_stored_broadcast_unless_the_script_did(
     assert delivered == [], "this worker delivers logged broadcasts from the channel, in offset order"
 
 
+class OffsetsDelivered:
+    """This worker's sockets, as the offsets of the broadcasts written to them, in order."""
+
+    def __init__(self) -> None:
+        self.offsets: list[str | None] = []
+        #: How many offsets had been delivered at each flush that did not wait for the hub's turn.
+        self.flushed: list[int] = []
+
+    def deliver(self, rooms: Any, text: str, room: str, skip_sid: str | None, observe: bool = True) -> int:
+        self.offsets.append(packet_offset(text))
+        return 1
+
+    def flush(self) -> None:
+        self.flushed.append(len(self.offsets))
+
+
+def logged_elsewhere(offset: str) -> str:
+    """The channel message of a broadcast that another worker logged at ``offset``."""
+    return wire.encode(wire.emit_message("chat:new_message", [{"id": "x"}, offset], "group:lobby", None, "log:other"))
+
+
+def logged_packet(event: str, room: str) -> LoggedPacket:
+    """Another broadcast, logged for recovery and published by ``recovery_append.lua``."""
+    head, tail = wire.emit_halves(event, '{"u":1}', room, None, "log:other")
+    return LoggedPacket(event, room, None, '{"u":1}', head, tail)
+
+
+def worker() -> tuple[RedisFanout, OffsetsDelivered, StoredBroadcast]:
+    manager = RedisFanout("redis://unused", "rt", FakeQueue(), ScriptLogging(), publish_with_log=True)  # type: ignore[arg-type]
+    sockets = OffsetsDelivered()
+    manager.attach(sockets)  # type: ignore[arg-type]
+    stored = manager.prepare_stored(Emit("chat:new_message", {"content": "hi"}, "group:lobby"), "id")
+    assert stored is not None
+    return manager, sockets, stored
+
+
+def test_a_message_right_after_the_last_broadcast_delivered_here_is_delivered_at_once_and_its_echo_skipped() -> None:
+    manager, sockets, stored = worker()
+    assert manager._delivered(logged_elsewhere("11-0"))
+    manager.complete_stored(stored, "5-0", "12-0", after="11-0")
+    assert sockets.offsets == ["11-0", "12-0"], "delivered by the sender's handler, before its echo"
+    assert sockets.flushed == [2], "and written at once"
+
+    assert manager._delivered(stored.channel_message("5-0", "12-0"))
+    assert manager._delivered(logged_elsewhere("13-0"))
+    assert sockets.offsets == ["11-0", "12-0", "13-0"], "the echo is not delivered a second time"
+
+
+@pytest.mark.parametrize("after", [None, "10-0"])
+def test_a_message_with_an_undelivered_broadcast_before_it_waits_for_the_channel(after: str | None) -> None:
+    manager, sockets, stored = worker()
+    manager.complete_stored(stored, "5-0", "12-0", after=after)
+    assert sockets.offsets == [], "nothing is known delivered before it: the listener delivers it in order"
+    for body in (logged_elsewhere("10-0"), logged_elsewhere("11-0"), stored.channel_message("5-0", "12-0")):
+        manager._delivered(body)
+    assert sockets.offsets == ["10-0", "11-0", "12-0"] and sockets.flushed == []
+
+
+def test_a_message_whose_echo_came_first_is_not_delivered_twice() -> None:
+    manager, sockets, stored = worker()
+    manager._delivered(logged_elsewhere("11-0"))
+    manager._delivered(stored.channel_message("5-0", "12-0"))
+    manager.complete_stored(stored, "5-0", "12-0", after="11-0")
+    assert sockets.offsets == ["11-0", "12-0"]
+
+
+def test_an_echo_that_never_came_does_not_hide_later_broadcasts() -> None:
+    manager, sockets, stored = worker()
+    manager._delivered(logged_elsewhere("11-0"))
+    manager.complete_stored(stored, "5-0", "12-0", after="11-0")
+    # The listener reconnected: the echo of 12-0 was lost, the channel goes on with 14-0.
+    manager._delivered(logged_elsewhere("14-0"))
+    second = manager.prepare_stored(Emit("chat:new_message", {"content": "again"}, "group:lobby"), "id")
+    assert second is not None
+    manager.complete_stored(second, "6-0", "15-0", after="14-0")
+    manager._delivered(second.channel_message("6-0", "15-0"))
+    assert sockets.offsets == ["11-0", "12-0", "14-0", "15-0"]
+
+
 def test_a_stored_broadcast_that_cannot_be_published_says_it_is_logged() -> None:
     queue = FakeQueue(failures=2)
     manager = RedisFanout("redis://unused", "rt", queue, ScriptLogging(), publish_with_log=False)  # type: ignore[arg-type]
@@ -144,7 +225,7 @@ def test_the_chat_script_stores_logs_and_publishes_a_new_message_in_one_round_tr
     client.execute_command = original  # type: ignore[method-assign]
 
     assert sent == ["EVALSHA", "EVALSHA"], "store, log and publish: one round trip each time"
-    assert result.offset is not None and not result.duplicate
+    assert result.offset is not None and not result.duplicate and result.after is None, "the log was empty"
     assert (retry.duplicate, retry.id, retry.offset) == (True, result.id, None), "a retry is neither logged nor sent"
     with_id = {**body, "id": result.id}
     assert recovery.since("0-0") == [ReplayPacket(result.offset, "chat:new_message", "group:lobby", None, with_id)]
@@ -154,4 +235,9 @@ def test_the_chat_script_stores_logs_and_publishes_a_new_message_in_one_round_tr
     )
     assert listener.get_message(timeout=0.2) is None, "published once"
     assert chat.history("lobby", None, 10)[0] == [with_id]
+
+    [between] = recovery.append([logged_packet("presence:update", "presence:alice")], "rt-stored")
+    after = chat.append("lobby", body, "c-2", {"type": "chat_message"}, stored.log)
+    assert (after.after, after.offset is not None) == (between, True), "the offset logged just before it"
+    assert stream_id_before(between, after.offset or "") and stream_id_before(result.offset, between)
     listener.close()

@@ -62,12 +62,13 @@ class Broadcaster:
         when the log cannot be written so (then :meth:`emit` the payload with its id)."""
         return self.manager.prepare_stored(Emit(event, self._catalog.shape(event, data), to), id_field)
 
-    def complete_stored(self, stored: StoredBroadcast, value: str, offset: str) -> None:
-        """Deliver a prepared broadcast that its store logged with id ``value`` at ``offset``.
+    def complete_stored(self, stored: StoredBroadcast, value: str, offset: str, after: str | None = None) -> None:
+        """Deliver a prepared broadcast that its store logged with id ``value`` at ``offset``, right after
+        ``after`` in the log (None: unknown).
 
         :raises realtime.fanout.manager.PublishError: when it is logged but could not be published.
         """
-        self.manager.complete_stored(stored, value, offset)
+        self.manager.complete_stored(stored, value, offset, after)
 
     def emit_local(self, sid: str, event: str, data: Any) -> None:
         """Send ``event`` to a socket of this worker without touching Redis (no offset: not a broadcast)."""

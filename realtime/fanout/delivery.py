@@ -87,17 +87,23 @@ def parse_emit(body: bytes | str) -> QueuedEmit | None:
     return QueuedEmit(fields["room"], skip_sid, fields.get("host_id"), packet)
 
 
-def offset_age(packet_text: str, now: float) -> float | None:
-    """Seconds since a logged broadcast was appended: its offset (the last argument, a Redis stream id or the
-    memory log's ``ms-seq``) starts with the append time in milliseconds. None for a packet without one."""
+def packet_offset(packet_text: str) -> str | None:
+    """The last argument of a Socket.IO EVENT packet's text when it is a string: a logged broadcast's offset
+    (a Redis stream id or the memory log's ``ms-seq``). None when the last argument is not a string."""
     if not packet_text.endswith('"]'):
         return None
     start = packet_text.rfind('"', 0, len(packet_text) - 2)
-    dash = packet_text.find("-", start)
-    if start < 0 or dash < 0:
+    if start < 0:
         return None
-    millis = packet_text[start + 1 : dash]
-    if not millis.isdigit() or len(millis) != 13:
+    return packet_text[start + 1 : -2]
+
+
+def offset_age(packet_text: str, now: float) -> float | None:
+    """Seconds since a logged broadcast was appended: its offset starts with the append time in milliseconds.
+    None for a packet without one."""
+    offset = packet_offset(packet_text)
+    millis, dash, _ = (offset or "").partition("-")
+    if not dash or not millis.isdigit() or len(millis) != 13:
         return None
     return max(0.0, now - int(millis) / 1000)
 
@@ -158,3 +164,7 @@ class LocalDelivery:
             if age is not None:
                 metrics.record_delivery_latency(age)
         return count
+
+    def flush(self) -> None:
+        """Write the frames given so far now, rather than when the hub next runs its callbacks."""
+        self.direct.flush()

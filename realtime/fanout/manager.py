@@ -106,13 +106,14 @@ class FanoutLayer(IndexedRooms):
         log = recovery.log_in_script(packet, self._log_channel())
         return None if log is None else StoredBroadcast(emit, id_field, packet, log)
 
-    def complete_stored(self, stored: StoredBroadcast, value: str, offset: str) -> None:
-        """Deliver a prepared broadcast that its store logged with id ``value`` at ``offset``.
+    def complete_stored(self, stored: StoredBroadcast, value: str, offset: str, after: str | None = None) -> None:
+        """Deliver a prepared broadcast that its store logged with id ``value`` at ``offset``, right after
+        ``after`` in the log (None: unknown).
 
         :raises PublishError: when it must still be published and Redis could not be reached (it is logged).
         """
         metrics.record_emitted(stored.emit.event)
-        self._send_stored(stored, value, offset)
+        self._send_stored(stored, value, offset, after)
 
     def broadcast_unlogged(self, emits: Sequence[Emit]) -> None:
         """Deliver ``emits`` on every worker with no log entry and no offset (packets the log already holds
@@ -148,7 +149,7 @@ class FanoutLayer(IndexedRooms):
         """Where a store's script publishes what it logs (None: not there)."""
         return None
 
-    def _send_stored(self, stored: StoredBroadcast, value: str, offset: str) -> None:
+    def _send_stored(self, stored: StoredBroadcast, value: str, offset: str, after: str | None) -> None:
         raise NotImplementedError(f"{type(self).__name__} must deliver stored broadcasts")
 
     def _append(self, recovery: RecoveryStore, packets: list[LoggedPacket], channel: str | None) -> list[str]:
@@ -203,6 +204,6 @@ class LocalFanout(FanoutLayer, socketio.Manager):
         for emit, offset in zip(emits, offsets, strict=True):
             self._deliver(emit.event, (emit.payload, offset), emit.room, emit.skip_sid)
 
-    def _send_stored(self, stored: StoredBroadcast, value: str, offset: str) -> None:
+    def _send_stored(self, stored: StoredBroadcast, value: str, offset: str, after: str | None) -> None:
         emit = stored.emit
         self._deliver(emit.event, (stored.payload_with(value), offset), emit.room, emit.skip_sid)

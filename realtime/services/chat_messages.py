@@ -64,7 +64,8 @@ def post_message(
         return result.id, True
     try:
         if stored is not None and result.offset is not None:
-            _send(services, room, client_id, {**body, "id": result.id}, Unsent.PUBLISH, (stored, result.offset))
+            logged = (stored, result.offset, result.after)
+            _send(services, room, client_id, {**body, "id": result.id}, Unsent.PUBLISH, logged)
         else:
             _send(services, room, client_id, {**body, "id": result.id}, Unsent.LOG)
     finally:
@@ -79,18 +80,18 @@ def _send(
     client_id: str | None,
     message: dict[str, Any],
     unsent: Unsent,
-    logged: tuple[StoredBroadcast, str] | None = None,
+    logged: tuple[StoredBroadcast, str, str | None] | None = None,
 ) -> None:
     """Send a stored message to its room; when the fan-out fails, mark what it still needs for the retry.
 
     ``unsent`` is what the message needs: ``LOG`` (a new message) is logged for recovery and published,
     ``PUBLISH`` (the recovery log holds it from a failed attempt) is published without a new log entry, so
     that a recovering socket replays it once. ``logged``: the broadcast the store's script logged with the
-    message, and its offset, to deliver (and publish, unless the script did).
+    message, its offset and the offset logged before it, to deliver (and publish, unless the script did).
     """
     try:
         if logged is not None:
-            services.broadcaster.complete_stored(logged[0], message["id"], logged[1])
+            services.broadcaster.complete_stored(logged[0], message["id"], logged[1], logged[2])
         elif unsent is Unsent.PUBLISH:
             services.broadcaster.emit_unlogged("chat:new_message", message, to=room)
         else:

@@ -37,13 +37,15 @@ class Unsent(StrEnum):
 class AppendResult:
     """The stored message id, whether the send was a retry, and for a retry of a message whose fan-out
     failed, the stored message (with its id) to send now and what it still needs; ``offset``: the recovery
-    offset of the broadcast logged with a new message (None when the store did not log it)."""
+    offset of the broadcast logged with a new message (None when the store did not log it), ``after``: the
+    offset logged just before it (None when unknown)."""
 
     id: str
     duplicate: bool
     resend: dict[str, Any] | None = None
     unsent: Unsent | None = None
     offset: str | None = None
+    after: str | None = None
 
 
 class ChatStore(Protocol):
@@ -144,9 +146,9 @@ class RedisChatStore:
         if log is not None:
             keys.append(log.key)
             args += log.args
-        duplicate, message_id, unsent, stored, offset = self._append(keys=keys, args=args)
+        duplicate, message_id, unsent, stored, offset, after = self._append(keys=keys, args=args)
         if not unsent:
-            return AppendResult(id=message_id, duplicate=bool(duplicate), offset=offset or None)
+            return AppendResult(id=message_id, duplicate=bool(duplicate), offset=offset or None, after=after or None)
         resend = {**json.loads(stored), "id": message_id}
         return AppendResult(id=message_id, duplicate=True, resend=resend, unsent=Unsent(unsent))
 

@@ -178,11 +178,13 @@ def test_a_retry_sends_a_message_whose_fan_out_failed_once(
             raise failures.pop()
         emit(self, event, data, to, skip_sid)
 
-    def failing_stored_once(self: Broadcaster, stored: StoredBroadcast, value: str, offset: str) -> None:
+    def failing_stored_once(
+        self: Broadcaster, stored: StoredBroadcast, value: str, offset: str, after: str | None = None
+    ) -> None:
         if failures:
             failures.pop()
             raise PublishError(1, logged=True)
-        complete_stored(self, stored, value, offset)
+        complete_stored(self, stored, value, offset, after)
 
     # A new message goes out through emit (in-memory stores), or, with the recovery log in Redis, the chat
     # store's script logs it as it stores it and complete_stored sends it: then what failed is always logged.

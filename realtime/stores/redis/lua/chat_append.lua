@@ -10,7 +10,8 @@
 --       complete_ttl, [log max_len, log min_id, channel ('' = do not publish), event, room, skip_sid,
 --       payload before and after the id, channel message before and after the id, channel message after
 --       the offset]
--- Returns {duplicate (0|1), message id, unsent, stored message_json, offset ('' when not logged here)}
+-- Returns {duplicate (0|1), message id, unsent, stored message_json, offset ('' when not logged here),
+--          the offset logged before it ('' when not logged here or the log was empty)}
 --   The offline-member work is O(room size): one small job on a capped stream here, the rest by a consumer
 --   group in the workers (realtime.services.offline_jobs), so a message costs the same in any room.
 --   The dedup key holds the message id, followed by '|publish' or '|log' while a failed fan-out left the
@@ -25,16 +26,16 @@ if client_id ~= '' then
   local existing = redis.call('GET', dedup_key)
   if existing then
     local id, unsent = string.match(existing, '^([^|]+)|?(.*)$')
-    if unsent == '' then return {1, id, '', '', ''} end
+    if unsent == '' then return {1, id, '', '', '', ''} end
     redis.call('SET', dedup_key, id, 'KEEPTTL')
     -- A message trimmed out of the history in the meantime is not sent any more.
     for _, entry in ipairs(redis.call('XRANGE', stream, id, id)) do
       local fields = entry[2]
       for j = 1, #fields, 2 do
-        if fields[j] == 'm' then return {1, id, unsent, fields[j + 1], ''} end
+        if fields[j] == 'm' then return {1, id, unsent, fields[j + 1], '', ''} end
       end
     end
-    return {1, id, '', '', ''}
+    return {1, id, '', '', '', ''}
   end
 end
 
@@ -54,11 +55,12 @@ if redis.call('EXISTS', KEYS[6]) == 0 then
   end
 end
 
-local offset = ''
+local offset, after = '', ''
 if KEYS[7] then
   local log_max_len, min_id, channel = ARGV[11], ARGV[12], ARGV[13]
+  after = last_offset(KEYS[7])
   offset = log_packet(KEYS[7], min_id, channel, ARGV[14], ARGV[15], ARGV[16], ARGV[17] .. id .. ARGV[18],
     ARGV[19] .. id .. ARGV[20], ARGV[21])
   redis.call('XTRIM', KEYS[7], 'MAXLEN', '~', log_max_len)
 end
-return {0, id, '', '', offset}
+return {0, id, '', '', offset, after}
