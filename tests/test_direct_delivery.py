@@ -148,6 +148,20 @@ def test_the_sockets_scheduled_in_one_turn_are_flushed_together_when_the_hub_run
     assert (first.flushes, second.flushes) == (2, 1)
 
 
+def test_a_frame_written_now_is_flushed_as_its_socket_is_reached() -> None:
+    writes, first, second = DirectWrites(), FakeTransport(), FakeTransport()
+    writes.register("e1", first)
+    writes.register("e2", second)
+    delivery = LocalDelivery(writes, lambda sid: False, lambda sid, pkt: None)
+    rooms = {"group:a": {"s1": "e1", "s2": "e2"}}
+
+    delivery.deliver(rooms, '2["e",1]', "group:a", None, now=True)
+    assert (first.flushes, second.flushes) == (1, 1), "each socket written as it is reached"
+    delivery.deliver(rooms, '2["e",2]', "group:a", None)
+    assert (first.flushes, second.flushes) == (1, 1), "otherwise at the hub's next turn"
+    assert first.frames == second.frames == [text_frame(b'42["e",1]'), text_frame(b'42["e",2]')]
+
+
 def test_a_transport_unregisters_only_itself_and_can_be_aborted() -> None:
     writes, old, new = DirectWrites(), FakeTransport(), FakeTransport()
     writes.register("e1", old)

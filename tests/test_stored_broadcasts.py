@@ -108,15 +108,16 @@ class OffsetsDelivered:
 
     def __init__(self) -> None:
         self.offsets: list[str | None] = []
-        #: How many offsets had been delivered at each flush that did not wait for the hub's turn.
-        self.flushed: list[int] = []
+        #: The offsets written to each socket as it was reached (not at the hub's next turn).
+        self.written_now: list[str | None] = []
 
-    def deliver(self, rooms: Any, text: str, room: str, skip_sid: str | None, observe: bool = True) -> int:
+    def deliver(
+        self, rooms: Any, text: str, room: str, skip_sid: str | None, observe: bool = True, now: bool = False
+    ) -> int:
         self.offsets.append(packet_offset(text))
+        if now:
+            self.written_now.append(packet_offset(text))
         return 1
-
-    def flush(self) -> None:
-        self.flushed.append(len(self.offsets))
 
 
 def logged_elsewhere(offset: str) -> str:
@@ -144,7 +145,7 @@ def test_a_message_right_after_the_last_broadcast_delivered_here_is_delivered_at
     assert manager._delivered(logged_elsewhere("11-0"))
     manager.complete_stored(stored, "5-0", "12-0", after="11-0")
     assert sockets.offsets == ["11-0", "12-0"], "delivered by the sender's handler, before its echo"
-    assert sockets.flushed == [2], "and written at once"
+    assert sockets.written_now == ["12-0"], "and written at once"
 
     assert manager._delivered(stored.channel_message("5-0", "12-0"))
     assert manager._delivered(logged_elsewhere("13-0"))
@@ -158,7 +159,7 @@ def test_a_message_with_an_undelivered_broadcast_before_it_waits_for_the_channel
     assert sockets.offsets == [], "nothing is known delivered before it: the listener delivers it in order"
     for body in (logged_elsewhere("10-0"), logged_elsewhere("11-0"), stored.channel_message("5-0", "12-0")):
         manager._delivered(body)
-    assert sockets.offsets == ["10-0", "11-0", "12-0"] and sockets.flushed == []
+    assert sockets.offsets == ["10-0", "11-0", "12-0"] and sockets.written_now == []
 
 
 def test_a_message_whose_echo_came_first_is_not_delivered_twice() -> None:

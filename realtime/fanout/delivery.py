@@ -131,10 +131,18 @@ class LocalDelivery:
         self.queued = 0
 
     def deliver(
-        self, rooms: Mapping[str, Any], text: str, room: str, skip_sid: str | None, observe: bool = True
+        self,
+        rooms: Mapping[str, Any],
+        text: str,
+        room: str,
+        skip_sid: str | None,
+        observe: bool = True,
+        now: bool = False,
     ) -> int:
         """Send ``text`` to the sockets in ``room`` of the namespace's ``rooms``, except ``skip_sid``;
-        ``observe``: a broadcast, whose recipients and (logged) delivery latency the metrics observe.
+        ``observe``: a broadcast, whose recipients and (logged) delivery latency the metrics observe;
+        ``now``: write to each socket as it is reached, rather than when the hub next runs its callbacks
+        (the first sockets of a big room do not wait for the last ones to be reached).
 
         :returns: how many sockets it went to.
         """
@@ -150,7 +158,7 @@ class LocalDelivery:
         frame = text_frame(message.encode())
         direct, intercepts, queued = self.direct, self._intercepts, None
         for eio_sid in recipients.values():
-            if intercepts(eio_sid) or not direct.write(eio_sid, frame):
+            if intercepts(eio_sid) or not direct.write(eio_sid, frame, now):
                 if queued is None:
                     queued = eio_packet.Packet(eio_packet.MESSAGE, text)
                 self._send_packet(eio_sid, queued)
@@ -164,7 +172,3 @@ class LocalDelivery:
             if age is not None:
                 metrics.record_delivery_latency(age)
         return count
-
-    def flush(self) -> None:
-        """Write the frames given so far now, rather than when the hub next runs its callbacks."""
-        self.direct.flush()

@@ -55,13 +55,18 @@ class DirectWrites:
         """The transport of ``eio_sid``, if it takes direct writes."""
         return self._transports.get(eio_sid)
 
-    def write(self, eio_sid: str, frame: bytes) -> bool:
-        """Give ``frame`` to ``eio_sid``'s websocket; it goes out with the socket's other frames of this turn.
+    def write(self, eio_sid: str, frame: bytes, now: bool = False) -> bool:
+        """Give ``frame`` to ``eio_sid``'s websocket; it goes out with the socket's other frames of this turn,
+        or at once (``now``, with the frames the socket was given before it).
 
         :returns: False when the socket takes no direct writes: the caller sends through the library's queue.
         """
         transport = self._transports.get(eio_sid)
-        return transport is not None and transport.send_frame(frame)
+        if transport is None or not transport.send_frame(frame):
+            return False
+        if now:
+            transport.flush()
+        return True
 
     def abort(self, eio_sid: str) -> bool:
         """Cut ``eio_sid``'s websocket now (False: it takes no direct writes)."""

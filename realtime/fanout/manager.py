@@ -126,15 +126,18 @@ class FanoutLayer(IndexedRooms):
         metrics.record_emitted(event)
         self._deliver(event, payload, sid, None, fanout=False)
 
-    def _deliver(self, event: str, data: Any, room: str, skip_sid: str | None, fanout: bool = True) -> None:
+    def _deliver(
+        self, event: str, data: Any, room: str, skip_sid: str | None, fanout: bool = True, now: bool = False
+    ) -> None:
         """Write to this worker's sockets in ``room``, bypassing any queue (through :attr:`delivery`, else
-        python-socketio's ``emit``); ``fanout``: a broadcast, observed by the fan-out metrics."""
+        python-socketio's ``emit``); ``fanout``: a broadcast, observed by the fan-out metrics; ``now``: each
+        socket's frames are written as it is reached (:meth:`LocalDelivery.deliver`)."""
         delivery = self.delivery
         text = socketio_text(event, data) if delivery is not None else None
         if delivery is None or text is None:
             self.emit(event, data, namespace=wire.NAMESPACE, room=room, skip_sid=skip_sid, ignore_queue=True)
             return
-        delivery.deliver(self.rooms.get(wire.NAMESPACE, {}), text, room, skip_sid, observe=fanout)
+        delivery.deliver(self.rooms.get(wire.NAMESPACE, {}), text, room, skip_sid, observe=fanout, now=now)
 
     def _logged_host_id(self) -> str:
         return ""

@@ -104,10 +104,10 @@ class RedisFanout(FanoutLayer, socketio.RedisManager):
                 emit = stored.emit
                 self.delivered_offset = offset
                 self._early.append(offset)
-                self._deliver(emit.event, (stored.payload_with(value), offset), emit.room, emit.skip_sid)
-                if self.delivery is not None:
-                    # Out now: the sender's ack and the handler's teardown do not hold the room's frames.
-                    self.delivery.flush()
+                # Written as each socket is reached: neither the rest of the room nor the sender's ack and the
+                # handler's teardown hold a socket's frame.
+                payload = (stored.payload_with(value), offset)
+                self._deliver(emit.event, payload, emit.room, emit.skip_sid, now=True)
             return
         body = stored.channel_message(value, offset)
         self._retrying(lambda: self._publish_bodies([body]), 1, logged=True)
