@@ -24,6 +24,8 @@ from realtime.identifiers import stream_id_before
 from realtime.stores.chat import RedisChatStore
 from realtime.stores.recovery import RedisRecoveryStore
 from realtime.stores.recovery_packets import IdPacket, LoggedPacket, ReplayPacket, ScriptLog
+from realtime.metrics.round_trips import counting
+from realtime.stores.redis.client import connect_redis
 from realtime.stores.redis.keys import Keys
 from realtime.stores.redis.scripts import ScriptSet
 from tests.test_fanout import FakeLog, FakeQueue, recording
@@ -195,7 +197,7 @@ def test_a_stored_broadcast_that_cannot_be_published_says_it_is_logged() -> None
 
 @pytest.fixture
 def client(redis_url: str) -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(redis_url, decode_responses=True)
+    connection = connect_redis(redis_url)
     yield connection
     connection.close()
 
@@ -213,19 +215,14 @@ def test_the_chat_script_stores_logs_and_publishes_a_new_message_in_one_round_tr
     scripts.preload()
     stored = manager.prepare_stored(Emit("chat:new_message", body, "group:lobby"), "id")
     assert stored is not None
-    sent: list[Any] = []
-    original = client.execute_command
+    calls_before = client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    with counting() as first:
+        result = chat.append("lobby", body, "c-1", {"type": "chat_message"}, stored.log)
+    with counting() as second:
+        retry = chat.append("lobby", body, "c-1", {"type": "chat_message"}, stored.log)
+    calls = client.info("commandstats")["cmdstat_evalsha"]["calls"] - calls_before
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        sent.append(args[0])
-        return original(*args, **kwargs)
-
-    client.execute_command = counted  # type: ignore[method-assign]
-    result = chat.append("lobby", body, "c-1", {"type": "chat_message"}, stored.log)
-    retry = chat.append("lobby", body, "c-1", {"type": "chat_message"}, stored.log)
-    client.execute_command = original  # type: ignore[method-assign]
-
-    assert sent == ["EVALSHA", "EVALSHA"], "store, log and publish: one round trip each time"
+    assert (first.count, second.count, calls) == (1, 1, 2), "store, log and publish: one EVALSHA each time"
     assert result.offset is not None and not result.duplicate and result.after is None, "the log was empty"
     assert (retry.duplicate, retry.id, retry.offset) == (True, result.id, None), "a retry is neither logged nor sent"
     with_id = {**body, "id": result.id}
