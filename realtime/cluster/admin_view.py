@@ -25,8 +25,8 @@ from realtime.stores.directory import (
     MemoryDirectory,
     RedisDirectory,
 )
-from realtime.stores.presence import iso
 from realtime.stores.workers import WorkerRecord, WorkerRegistry
+from realtime.timestamps import iso
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import gevent
 from realtime.errors import RealtimeError
 from realtime.services.container import Services
 from realtime.services.room_manager import REVALIDATE_ROOM
-from realtime.stores.presence import iso
 from realtime.stores.room_index import RoomCount
 from realtime.stores.socket_records import ReleaseInfo
+from realtime.timestamps import iso
 
 logger = logging.getLogger(__name__)
 

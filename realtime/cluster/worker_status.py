@@ -16,8 +16,8 @@ from typing import Any
 
 from realtime.metrics.recorders import local_totals
 from realtime.services.container import Services
-from realtime.stores.presence import iso
 from realtime.stores.socket_records import LocalSocket
+from realtime.timestamps import iso
 
 #: Sockets listed per worker at most (the count is always exact).
 SOCKETS_LISTED = 100

@@ -20,10 +20,11 @@ from realtime.schemas.chat import (
     ChatTypingOutSchema,
     RoomRefSchema,
 )
-from realtime.services.chat_messages import now_iso, post_message
+from realtime.services.chat_messages import post_message
 from realtime.services.container import Services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
 from realtime.stores.socket_records import ConnectInfo, ReleaseInfo
+from realtime.timestamps import now_iso
 
 logger = logging.getLogger(__name__)
 

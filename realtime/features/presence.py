@@ -15,8 +15,8 @@ from realtime.schemas.presence import (
 )
 from realtime.services.container import Services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
-from realtime.stores.presence import iso
 from realtime.stores.socket_records import ConnectInfo, ReleaseInfo
+from realtime.timestamps import iso
 
 presence = SocketBlueprint("presence")
 presence.emits(

@@ -4,7 +4,6 @@ fan-out delivers the stored message (same id) exactly once."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -14,16 +13,12 @@ from realtime.fanout.manager import PublishError
 from realtime.services.container import Services
 from realtime.stores.chat import Unsent
 from realtime.stores.sessions import Profile
+from realtime.timestamps import now_iso
 
 logger = logging.getLogger(__name__)
 
 #: Characters of the content a notification shows.
 PREVIEW = 140
-
-
-def now_iso() -> str:
-    """The current time as ISO-8601 UTC with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def post_message(

@@ -7,17 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import redis
 
 from realtime.stores.redis.keys import Keys
-
-
-def iso(ts: float) -> str:
-    """Unix seconds as an ISO-8601 UTC string with milliseconds."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from realtime.timestamps import iso
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 from realtime.stores.control_bus import ControlBus, logout_command
 from realtime.stores.notifications import NotificationStore
-from realtime.stores.presence import MemoryPresenceStore, iso
+from realtime.stores.presence import MemoryPresenceStore
+from realtime.timestamps import iso
 from realtime.stores.recovery import NAMESPACE, RecoveryStore
 from realtime.stores.recovery_packets import ReplayPacket
 from realtime.stores.redis.keys import Keys
