@@ -25,6 +25,7 @@ from flask import Flask
 from geventwebsocket.websocket import WebSocket
 from socketio import packet as sio_packet
 
+from realtime import json_text
 from realtime.fanout import wire
 from realtime.fanout.manager import FanoutLayer, LocalFanout
 from realtime.fanout.redis_fanout import RedisFanout
@@ -66,7 +67,7 @@ def test_emit_message_is_what_pubsub_manager_publishes(event: str, payload: Any,
 def test_emit_halves_around_an_offset_are_the_encoded_message(
     event: str, payload: Any, room: str, skip_sid: str | None
 ) -> None:
-    head, tail = wire.emit_halves(event, json.dumps(payload, separators=(",", ":")), room, skip_sid, "log:h")
+    head, tail = wire.emit_halves(event, json_text.dumps(payload), room, skip_sid, "log:h")
 
     assert head + "1700000000000-7" + tail == wire.encode(
         wire.emit_message(event, [payload, "1700000000000-7"], room, skip_sid, "log:h")

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from engineio import packet as eio_packet
 
+from realtime import json_text
 from realtime.fanout import wire
 from realtime.fanout.direct_writes import DirectWrites, text_frame
 from realtime.metrics import recorders as metrics
@@ -48,7 +49,7 @@ def socketio_text(event: str, data: Any) -> str | None:
     else:
         args = [event, data]
     try:
-        return "2" + json.dumps(args, separators=(",", ":"))
+        return "2" + json_text.dumps(args)
     except (TypeError, ValueError):
         return None
 

@@ -2,10 +2,10 @@
 id that the store writing it assigns (a chat message's stream id), logged by that store in its round trip."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from realtime import json_text
 from realtime.fanout import wire
 from realtime.stores.recovery_packets import IdPacket, ScriptLog
 
@@ -45,8 +45,8 @@ def id_packet(emit: Emit, id_field: str, host_id: str) -> IdPacket | None:
     payload = emit.payload
     if not isinstance(payload, dict) or id_field in payload:
         return None
-    rest = json.dumps(payload, separators=(",", ":"), allow_nan=False)[:-1]
-    payload_head = f"{rest}{',' if payload else ''}{json.dumps(id_field)}:\""
+    rest = json_text.dumps(payload)[:-1]
+    payload_head = f"{rest}{',' if payload else ''}{json_text.dumps(id_field)}:\""
     payload_tail = '"}'
     head, tail = wire.emit_halves(emit.event, "", emit.room, emit.skip_sid, host_id)
     return IdPacket(

@@ -9,8 +9,9 @@ all build it here; ``tests/test_library_pins.py`` pins it to what python-socketi
 """
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from realtime import json_text
 
 NAMESPACE = "/"
 
@@ -36,7 +37,7 @@ def emit_message(event: str, data: list[Any], room: str, skip_sid: str | None, h
 
 def encode(message: dict[str, Any]) -> str:
     """A queue message as the JSON text published on the channel."""
-    return json.dumps(message, separators=(",", ":"))
+    return json_text.dumps(message)
 
 
 def emit_halves(event: str, payload_json: str, room: str, skip_sid: str | None, host_id: str) -> tuple[str, str]:
@@ -45,9 +46,9 @@ def emit_halves(event: str, payload_json: str, room: str, skip_sid: str | None, 
     The recovery log learns a broadcast's offset only inside Redis (``lua/recovery_append.lua``), which splices
     it between these halves; the payload goes in already serialized, never decoded and re-encoded there.
     """
-    head = f'{{"method":"emit","event":{json.dumps(event)},"data":[{payload_json},"'
+    head = f'{{"method":"emit","event":{json_text.dumps(event)},"data":[{payload_json},"'
     tail = (
-        f'"],"binary":false,"namespace":{json.dumps(NAMESPACE)},"room":{json.dumps(room)},'
-        f'"skip_sid":{json.dumps(skip_sid)},"callback":null,"host_id":{json.dumps(host_id)}}}'
+        f'"],"binary":false,"namespace":{json_text.dumps(NAMESPACE)},"room":{json_text.dumps(room)},'
+        f'"skip_sid":{json_text.dumps(skip_sid)},"callback":null,"host_id":{json_text.dumps(host_id)}}}'
     )
     return head, tail

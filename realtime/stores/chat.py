@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import redis
 
+from realtime import json_text
 from realtime.identifiers import StreamId
 from realtime.stores.offline_jobs import MemoryOfflineJobs, OfflineJob
 from realtime.stores.recovery_packets import ScriptLog
@@ -139,8 +140,8 @@ class RedisChatStore:
             self._keys.room_complete(f"group:{room_id}"),
         ]
         args = [
-            sender, client_id or "", DEDUP_SECONDS, json.dumps(message, separators=(",", ":")), self._max_len,
-            self._clock(), json.dumps(notification, separators=(",", ":")), room_id, self._jobs_max_len,
+            sender, client_id or "", DEDUP_SECONDS, json_text.dumps(message), self._max_len,
+            self._clock(), json_text.dumps(notification), room_id, self._jobs_max_len,
             COMPLETE_SECONDS,
         ]
         if log is not None:
