@@ -66,7 +66,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     install_transport_guards(2 * settings.max_payload_bytes)
     register_connection_handlers(socketio)
-    register_handlers(socketio, catalog)
+    register_handlers(app, socketio, catalog)
     app.before_request(services.lifecycle.ensure_started)
 
     app.register_blueprint(health.bp)

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from flask import request
+from flask import Flask, request
 from flask_socketio import SocketIO
 from marshmallow import ValidationError
 
@@ -29,45 +29,54 @@ from realtime.stores.redis.checks import UNAVAILABLE_ERRORS, log_unavailable, un
 logger = logging.getLogger(__name__)
 
 
-def register_handlers(socketio: SocketIO, catalog: EventCatalog) -> None:
-    """Register every client→server handler of the catalog, and a catch-all for unknown events."""
+def register_handlers(app: Flask, socketio: SocketIO, catalog: EventCatalog) -> None:
+    """Register every client→server handler of the catalog, and a catch-all for unknown events.
+
+    A catalogue handler is registered with python-socketio itself and runs in the app context only: Flask-
+    SocketIO's wrapper would build a Flask request, its URL adapter and a session for every event, which
+    costs a chat message more than its validation (issue 9). Handlers take the socket from their
+    :class:`~realtime.sockets.blueprint.EventContext`, never from ``flask.request``. The catch-all keeps
+    Flask-SocketIO's wrapper (it maps python-socketio's catch-all arguments).
+    """
+    services: Services = app.extensions["realtime"]
     for handler in catalog.handlers.values():
-        socketio.on(handler.event)(_endpoint(handler))
+        socketio.server.on(handler.event, _endpoint(app, services, handler))
     socketio.on("*")(_unknown_event)
 
 
-def _endpoint(handler: EventHandler) -> Any:
-    def endpoint(*args: Any) -> dict[str, Any]:
-        with handling(handler.event) as scope:
-            return scope.done(answer(handler.event, _measured(handler, args)))
+def _endpoint(app: Flask, services: Services, handler: EventHandler) -> Any:
+    def endpoint(sid: str, *args: Any) -> dict[str, Any]:
+        with app.app_context(), handling(handler.event, sid, services) as scope:
+            return scope.done(answer(services, sid, handler.event, _measured(services, sid, handler, args)))
 
     endpoint.__name__ = f"on_{handler.event.replace(':', '_')}"
     return endpoint
 
 
-def _measured(handler: EventHandler, args: tuple[Any, ...]) -> dict[str, Any]:
+def _measured(services: Services, sid: str, handler: EventHandler, args: tuple[Any, ...]) -> dict[str, Any]:
     """Run the handler, recording the event, the seconds to its envelope and its Redis round trips."""
     record_received(handler.event)
     started = time.perf_counter()
     with counting() as trips:
-        envelope = run_handler(handler, args)
+        envelope = run_handler(services, sid, handler, args)
     record_handled(handler.event, time.perf_counter() - started, trips.count)
     return envelope
 
 
 def _unknown_event(event: Any, *args: Any) -> dict[str, Any]:
     name = (event if isinstance(event, str) else repr(event))[:80]
-    with handling(name) as scope:
-        return scope.done(_refuse_unknown(name))
+    services, sid = current_services(), request.sid
+    with handling(name, sid, services) as scope:
+        return scope.done(_refuse_unknown(services, sid, name))
 
 
-def _refuse_unknown(name: str) -> dict[str, Any]:
+def _refuse_unknown(services: Services, sid: str, name: str) -> dict[str, Any]:
     record_received(name)
     try:
-        _take_token(current_services(), request.sid)
+        _take_token(services, sid)
     except RealtimeError as err:
-        return answer(name, failure(err))
-    return answer(name, failure(RealtimeError(ErrorCode.UNKNOWN_EVENT, f"No handler for event {name!r}.")))
+        return answer(services, sid, name, failure(err))
+    return answer(services, sid, name, failure(RealtimeError(ErrorCode.UNKNOWN_EVENT, f"No handler for event {name!r}.")))
 
 
 def _take_token(services: Services, sid: str) -> None:
@@ -78,23 +87,21 @@ def _take_token(services: Services, sid: str) -> None:
     if services.limiter.allow(sid):
         return
     if services.limiter.strikes(sid) >= services.settings.rate_limit_disconnect and services.limiter.flag_once(sid):
-        _disconnect_abuser(sid)
+        _disconnect_abuser(services, sid)
     raise RealtimeError(ErrorCode.RATE_LIMITED, "Too many events; slow down.")
 
 
-def answer(event: str, envelope: dict[str, Any]) -> dict[str, Any]:
+def answer(services: Services, sid: str, event: str, envelope: dict[str, Any]) -> dict[str, Any]:
     """Return the envelope as the ack; without an ack callback, send failures as an ``error`` event."""
     if not envelope["ok"]:
         record_error(event, envelope["error"]["code"])
     if not envelope["ok"] and not ack_requested():
-        current_services().broadcaster.emit_local(request.sid, "error", {**envelope["error"], "event": event})
+        services.broadcaster.emit_local(sid, "error", {**envelope["error"], "event": event})
     return envelope
 
 
-def run_handler(handler: EventHandler, args: tuple[Any, ...]) -> dict[str, Any]:
-    """Validate, rate-limit and call ``handler``; turn every outcome into an envelope."""
-    services = current_services()
-    sid = request.sid
+def run_handler(services: Services, sid: str, handler: EventHandler, args: tuple[Any, ...]) -> dict[str, Any]:
+    """Validate, rate-limit and call ``handler`` for socket ``sid``; turn every outcome into an envelope."""
     try:
         identity = services.connections.get(sid)
         _take_token(services, sid)
@@ -130,11 +137,10 @@ def _check_size(args: tuple[Any, ...], limit: int) -> None:
         )
 
 
-def _disconnect_abuser(sid: str) -> None:
+def _disconnect_abuser(services: Services, sid: str) -> None:
     """Sustained flooding: say why, then end the session (the client does not reconnect by itself)."""
     logger.warning("disconnecting a socket after sustained rate limiting", extra={"sid": sid})
     record_rate_limit_disconnect()
-    services = current_services()
     services.broadcaster.emit_local(
         sid,
         "error",

@@ -20,7 +20,7 @@ from flask_socketio import ConnectionRefusedError
 from realtime.errors import ErrorCode, RealtimeError
 from realtime.log_context import log_context
 from realtime.log_setup import DEBUG_LOGGER, EVENTS_LOGGER
-from realtime.services.container import current_services
+from realtime.services.container import Services, current_services
 
 events_log = logging.getLogger(EVENTS_LOGGER)
 debug_log = logging.getLogger(DEBUG_LOGGER)
@@ -63,10 +63,8 @@ class EventScope:
 
 
 @contextmanager
-def handling(event: str) -> Iterator[EventScope]:
-    """Bind the current socket, its user and ``event`` to every line logged inside the block."""
-    sid = request.sid
-    services = current_services()
+def handling(event: str, sid: str, services: Services) -> Iterator[EventScope]:
+    """Bind socket ``sid``, its user and ``event`` to every line logged inside the block."""
     with log_context(sid=sid, event=event) as bound:
         try:
             user_id = bound["userId"] = services.connections.get(sid).user_id
