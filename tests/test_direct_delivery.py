@@ -19,6 +19,7 @@ from realtime.fanout.delivery import (
 )
 from realtime.fanout.direct_writes import DirectWrites, text_frame
 from realtime.fanout.websocket_frames import unmask
+from realtime.sockets import packet_json
 
 PAYLOADS = [
     {"roomId": "lobby", "content": "hé \"quoted\" ,\"binary\": [1]", "n": 3},
@@ -30,7 +31,8 @@ PAYLOADS = [
 
 
 @pytest.mark.parametrize("data", PAYLOADS)
-def test_socketio_text_is_what_python_socketio_encodes(data: Any) -> None:
+def test_socketio_text_is_what_python_socketio_encodes(data: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sio_packet.Packet, "json", packet_json)  # as the server sets it (create_app)
     args = list(data) if isinstance(data, tuple) else ([] if data is None else [data])
     expected = sio_packet.Packet(sio_packet.EVENT, namespace="/", data=["chat:new_message", *args]).encode()
 
@@ -119,6 +121,11 @@ class FakeTransport:
         self.frames.append(data)
         return True
 
+    def send_now(self, data: bytes) -> bool:
+        self.frames.append(data)
+        self.flushes += 1
+        return True
+
     def flush(self) -> None:
         self.flushes += 1
 
@@ -187,3 +194,18 @@ def test_delivery_writes_once_per_member_and_hands_the_rest_to_the_library() -> 
     assert transport.frames == [text_frame(b'42["e",1]')]
     assert queued == [("e-held", '2["e",1]'), ("e-polling", '2["e",1]')]
     assert delivery.deliver(rooms, '2["e",1]', "group:empty", None) == 0
+
+
+def test_sockets_are_asked_about_recoveries_only_while_one_runs() -> None:
+    writes, transport = DirectWrites(), FakeTransport()
+    writes.register("e1", transport)
+    asked: list[str] = []
+    running = [False]
+    delivery = LocalDelivery(writes, lambda sid: asked.append(sid) or True, lambda sid, pkt: None, lambda: running[0])
+    rooms = {"group:a": {"s1": "e1"}}
+
+    delivery.deliver(rooms, '2["e",1]', "group:a", None)
+    assert (asked, transport.frames) == ([], [text_frame(b'42["e",1]')]), "no recovery: straight to the socket"
+    running[0] = True
+    delivery.deliver(rooms, '2["e",2]', "group:a", None)
+    assert asked == ["e1"] and delivery.queued == 1, "a recovering socket's packets go through the core"

@@ -213,6 +213,21 @@ def test_what_the_kernel_does_not_take_waits_for_the_write_watcher_and_keeps_its
     wait_until(lambda: served.transport.backlog == 0)
 
 
+def test_a_frame_written_now_goes_out_before_the_hub_runs_and_after_what_was_given_before(served: Any) -> None:
+    first, second, third = (text_frame(f"42[\"m{n}\"]".encode()) for n in range(3))
+    assert served.writes.write("e1", first, now=True)
+    assert served.transport.backlog == 0, "taken by the kernel in the call"
+    assert served.client.recv(1 << 16) == first
+    served.writes.write("e1", second)
+    served.writes.write("e1", third, now=True)
+    assert served.transport.backlog == 0
+    assert served.client.recv(1 << 16) == second + third, "written in one go, in order"
+    big = text_frame(b"c" * 3_000_000)
+    served.writes.write("e1", big, now=True)
+    served.writes.write("e1", first, now=True)
+    assert read_all(served.client, len(big) + len(first), timeout=10) == big + first, "what waits keeps its order"
+
+
 def test_a_socket_that_does_not_read_is_reported_as_a_slow_consumer(served: Any) -> None:
     for _ in range(6):
         served.writes.write("e1", text_frame(b"b" * 2_000_000))

@@ -122,10 +122,12 @@ class LocalDelivery:
         direct: DirectWrites,
         intercepts: Callable[[str], bool],
         send_packet: Callable[[str, Any], None],
+        intercepting: Callable[[], bool] | None = None,
     ) -> None:
         self.direct = direct
         self._intercepts = intercepts
         self._send_packet = send_packet
+        self._intercepting = intercepting
         #: Broadcasts delivered, sockets they went to, and packets among those that took the library's queue.
         self.frames = 0
         self.recipients = 0
@@ -150,16 +152,26 @@ class LocalDelivery:
         members = rooms.get(room)
         if not members:
             return 0
-        recipients = dict(members)
+        # A copy: a write that fails can take a socket out of the room while the loop runs.
+        recipients = list(members.values())
         if skip_sid is not None:
-            recipients.pop(skip_sid, None)
+            skipped = members.get(skip_sid)
+            if skipped is not None:
+                recipients.remove(skipped)
         if not recipients:
             return 0
         message = "4" + text
         frame = text_frame(message.encode())
-        direct, intercepts, queued = self.direct, self._intercepts, None
-        for eio_sid in recipients.values():
-            if intercepts(eio_sid) or not direct.write(eio_sid, frame, now):
+        transports, queued = self.direct.transports, None
+        # Which sockets a recovery intercepts is asked per socket only while some recovery runs.
+        intercepts = self._intercepts if self._intercepting is None or self._intercepting() else None
+        for eio_sid in recipients:
+            transport = transports.get(eio_sid)
+            if (
+                transport is None
+                or (intercepts is not None and intercepts(eio_sid))
+                or not (transport.send_now(frame) if now else transport.send_frame(frame))
+            ):
                 if queued is None:
                     queued = eio_packet.Packet(eio_packet.MESSAGE, text)
                 self._send_packet(eio_sid, queued)

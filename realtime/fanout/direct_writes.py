@@ -26,6 +26,8 @@ class Transport(Protocol):
 
     def send_frame(self, data: bytes) -> bool: ...
 
+    def send_now(self, data: bytes) -> bool: ...
+
     def flush(self) -> None: ...
 
     def abort(self) -> None: ...
@@ -41,6 +43,11 @@ class DirectWrites:
 
     def __len__(self) -> int:
         return len(self._transports)
+
+    @property
+    def transports(self) -> dict[str, Transport]:
+        """The registered transports by Engine.IO sid (read-only: a broadcast's loop looks each one up)."""
+        return self._transports
 
     def register(self, eio_sid: str, transport: Transport) -> None:
         """``transport`` now carries ``eio_sid``'s frames."""
@@ -62,11 +69,9 @@ class DirectWrites:
         :returns: False when the socket takes no direct writes: the caller sends through the library's queue.
         """
         transport = self._transports.get(eio_sid)
-        if transport is None or not transport.send_frame(frame):
+        if transport is None:
             return False
-        if now:
-            transport.flush()
-        return True
+        return transport.send_now(frame) if now else transport.send_frame(frame)
 
     def abort(self, eio_sid: str) -> bool:
         """Cut ``eio_sid``'s websocket now (False: it takes no direct writes)."""

@@ -54,22 +54,8 @@ class HubWebSocket:
     """One websocket connection, read and written by the hub (module docstring)."""
 
     __slots__ = (
-        "_close_sent",
-        "_closing",
-        "_finished",
-        "_grace",
-        "_overflow",
-        "_pending",
-        "_read_watcher",
-        "_unsent",
-        "_write_watcher",
-        "_writes",
-        "backlog",
-        "closed",
-        "eio",
-        "max_backlog",
-        "reader",
-        "sock",
+        "_close_sent", "_closing", "_finished", "_grace", "_overflow", "_pending", "_read_watcher", "_unsent",
+        "_write_watcher", "_writes", "backlog", "closed", "eio", "max_backlog", "reader", "sock",
     )
 
     def __init__(
@@ -108,6 +94,16 @@ class HubWebSocket:
             self._overflow(self.eio.sid)
         if len(self._pending) == 1:
             self._writes.schedule(self)
+        return True
+
+    def send_now(self, data: bytes) -> bool:
+        """Write ``data`` (whole frames) at once, after the frames already given to this socket."""
+        if self._pending or self._unsent is not None or self._closing or self.closed:
+            self.send_frame(data)
+            self.flush()
+        else:
+            self.backlog += 1
+            self._write(data)
         return True
 
     def flush(self) -> None:

@@ -144,7 +144,11 @@ def install(
     attach = getattr(server.manager, "attach", None)
     if attach is not None:
         # Looked up per call: Flask-SocketIO's test client replaces _send_eio_packet on the instance.
-        attach(LocalDelivery(direct, realtime.core.intercepts, lambda sid, pkt: realtime._send_eio_packet(sid, pkt)))
+        core = realtime.core
+        attach(LocalDelivery(
+            direct, core.intercepts, lambda sid, pkt: realtime._send_eio_packet(sid, pkt),
+            lambda: bool(core.held or core.replayed_up_to),
+        ))
     # python-socketio registered its bound methods with Engine.IO before the class changed: register the
     # ones this class overrides again.
     server.eio.on("connect", realtime._handle_eio_connect)
