@@ -18,6 +18,7 @@ import engineio.socket
 import flask_socketio
 import gevent.pywsgi
 import geventwebsocket.handler
+import prometheus_client
 import pytest
 import socketio
 from engineio import packet as eio_packet
@@ -334,3 +335,12 @@ def test_engineio_reports_a_clients_bad_request_once_at_error_with_the_suffix_ou
         (logging.ERROR, True),
         (logging.INFO, False),
     ]
+
+
+def test_what_the_metrics_tally_writes_histograms_through() -> None:
+    """realtime.metrics.tally adds to a histogram's ``_sum`` and ``_buckets`` (chosen by ``_upper_bounds``),
+    as ``Histogram.observe`` itself does."""
+    observe = prometheus_client.Histogram.observe.__code__.co_names
+    assert {"_sum", "_upper_bounds", "_buckets"} <= set(observe)
+    histogram = prometheus_client.Histogram("pinned", "pinned", buckets=(1, 2), registry=None)
+    assert list(histogram._upper_bounds) == [1, 2, float("inf")] and len(histogram._buckets) == 3

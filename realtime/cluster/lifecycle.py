@@ -16,6 +16,7 @@ from realtime.cluster.heartbeat import Heartbeat
 from realtime.cluster.logouts import SessionLogouts
 from realtime.cluster.probes import QueueProbe
 from realtime.cluster.revalidation import RoomRevalidation
+from realtime.metrics import tally
 from realtime.services.container import Services
 from realtime.sockets.recovery_flow import record_for, remember
 from realtime.stores.redis.checks import REFUSED_WRITE_ERRORS
@@ -83,7 +84,7 @@ class Lifecycle:
             self._session_checker = gevent.spawn(self._check_sessions_forever)
 
     def stop(self) -> None:
-        """Stop the heartbeat and the control listener (tests, shutdown)."""
+        """Stop the heartbeat and the control listener (tests, shutdown); write the metrics still pending."""
         for greenlet in (self._heartbeat, self._prober, self._session_checker):
             if greenlet is not None:
                 greenlet.kill(block=False)
@@ -91,6 +92,7 @@ class Lifecycle:
         if self._services.offline_jobs is not None:
             self._services.offline_jobs.stop()
         self._services.bus.stop()
+        tally.flush()
 
     def drain(self, timeout: float, listeners_closed: Callable[[], bool] | None = None) -> int:
         """Graceful shutdown: hand every local socket over to whichever worker it reconnects to.

@@ -1,8 +1,10 @@
 """Cheap recording calls: what the server's code calls when something worth counting happens.
 
-Each call is one or two dictionary look-ups and a lock-guarded add; none does per-recipient work (a
-broadcast is one :func:`record_fanout` call with its recipient count). Label children are cached per label
-value, which :mod:`realtime.metrics.definitions` keeps to a closed set.
+Each call is one or two dictionary look-ups and an add; none does per-recipient work (a broadcast is one
+:func:`record_fanout` call with its recipient count). Label children are cached per label value, which
+:mod:`realtime.metrics.definitions` keeps to a closed set. What the message path records goes through
+:mod:`realtime.metrics.tally` (written at most a second later, and before every scrape); the rest is
+written at once.
 
 :func:`local_totals` reads this process's cumulative counts without going through prometheus_client, so
 it works the same with or without the multiprocess directory (the admin view derives message rates from it).
@@ -13,6 +15,7 @@ from typing import Any
 
 from realtime.errors import ErrorCode
 from realtime.metrics import definitions as m
+from realtime.metrics import tally
 
 _totals: dict[str, float] = {"events_received": 0.0, "events_emitted": 0.0, "deliveries": 0.0, "event_errors": 0.0}
 _children: dict[tuple[int, tuple[str, ...]], Any] = {}
@@ -40,14 +43,14 @@ def local_totals() -> dict[str, float]:
 def record_received(event: str) -> None:
     """Count one client→server event (unknown names count under one ``unknown`` label)."""
     _totals["events_received"] += 1
-    _child(m.EVENTS_RECEIVED, m.event_label(event)).inc()
+    tally.count(_child(m.EVENTS_RECEIVED, m.event_label(event)))
 
 
 def record_handled(event: str, seconds: float, round_trips: int) -> None:
     """Observe one handled event: seconds to its ack envelope and the Redis round trips it made."""
     label = m.event_label(event)
-    _child(m.HANDLER_SECONDS, label).observe(seconds)
-    _child(m.REDIS_ROUND_TRIPS, label).observe(round_trips)
+    tally.observe(_child(m.HANDLER_SECONDS, label), seconds)
+    tally.observe(_child(m.REDIS_ROUND_TRIPS, label), round_trips)
 
 
 def record_error(event: str, code: str) -> None:
@@ -65,7 +68,7 @@ def record_emitted(event: str, count: int = 1) -> None:
     that deliver a broadcast published elsewhere (they record :func:`record_fanout`).
     """
     _totals["events_emitted"] += count
-    _child(m.EVENTS_EMITTED, m.event_label(event)).inc(count)
+    tally.count(_child(m.EVENTS_EMITTED, m.event_label(event)), count)
 
 
 def record_fanout(recipients: int) -> None:
@@ -75,13 +78,13 @@ def record_fanout(recipients: int) -> None:
     of sockets written; the histogram's ``_sum`` is then the deliveries.
     """
     _totals["deliveries"] += recipients
-    m.FANOUT_RECIPIENTS.observe(recipients)
+    tally.observe(m.FANOUT_RECIPIENTS, recipients)
 
 
 def record_delivery_latency(seconds: float) -> None:
     """Observe the seconds from a broadcast's publish (the publisher's ``time.time()``) to its write on this
     process's sockets; once per broadcast and delivering process, like :func:`record_fanout`."""
-    m.DELIVERY_SECONDS.observe(seconds)
+    tally.observe(m.DELIVERY_SECONDS, seconds)
 
 
 def record_publish_failure(count: int) -> None:

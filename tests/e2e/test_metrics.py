@@ -161,7 +161,10 @@ def test_two_workers_answer_the_sum_of_both(
     assert len(per_worker) == 2, sorted(per_worker)
     assert all(total(v, "realtime_connected_sockets") < len(socks) for v in per_worker.values())
 
-    # Whichever worker answers, the scrape counts the sockets and events of both.
+    # Whichever worker answers, the scrape counts the sockets and events of both: a worker writes the counts of
+    # the message path at most a second after the events (realtime.metrics.tally), the other one's then show.
+    wait_until(lambda: total(scrape(server), "realtime_events_received_total", event="presence:check") == len(socks),
+               5, what="both workers' event counts written")
     for _ in range(12):
         samples = scrape(server)
         assert total(samples, "realtime_connected_sockets") == len(socks)
