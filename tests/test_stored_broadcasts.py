@@ -43,7 +43,7 @@ class ScriptLogging(FakeLog):
 
     def log_in_script(self, packet: IdPacket, channel: str | None) -> ScriptLog:
         self.asked.append((packet, channel))
-        return ScriptLog("log-stream", [channel or ""])
+        return ScriptLog("log-stream", "log-last", [channel or ""])
 
 
 def test_the_packet_text_around_the_id_is_the_encoded_message_once_it_is_spliced() -> None:

@@ -145,7 +145,7 @@ class RedisChatStore:
             COMPLETE_SECONDS,
         ]
         if log is not None:
-            keys.append(log.key)
+            keys += [log.key, log.last_key]
             args += log.args
         duplicate, message_id, unsent, stored, offset, after = self._append(keys=keys, args=args)
         if not unsent:

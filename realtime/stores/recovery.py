@@ -130,6 +130,7 @@ class RedisRecoveryStore:
         self._max = max_packets
         self._clock = clock
         self._stream = keys.recovery_stream(NAMESPACE)
+        self._last = keys.recovery_last(NAMESPACE)
         self._append = scripts.load("recovery_append", "recovery_fn")
         self._save = scripts.load("recovery_save")
         self._restore = scripts.load("recovery_restore")
@@ -140,12 +141,13 @@ class RedisRecoveryStore:
         args: list[Any] = [self._max, self._min_id(), channel or ""]
         for p in packets:
             args += [p.event, p.room, p.skip_sid or "", p.payload_json, p.envelope_head, p.envelope_tail]
-        return [str(offset) for offset in self._append(keys=[self._stream], args=args)]
+        return [str(offset) for offset in self._append(keys=[self._stream, self._last], args=args)]
 
     def log_in_script(self, packet: IdPacket, channel: str | None) -> ScriptLog:
         p = packet
         return ScriptLog(
             key=self._stream,
+            last_key=self._last,
             args=[
                 self._max, self._min_id(), channel or "", p.event, p.room, p.skip_sid or "", p.payload_head,
                 p.payload_tail, p.envelope_head, p.envelope_middle, p.envelope_tail,

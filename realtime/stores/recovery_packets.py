@@ -40,6 +40,8 @@ class ScriptLog:
     :class:`IdPacket` (``lua/chat_append.lua`` does)."""
 
     key: str
+    #: The key that keeps the offset logged last (:meth:`realtime.stores.redis.keys.Keys.recovery_last`).
+    last_key: str
     args: list[Any]
 
 

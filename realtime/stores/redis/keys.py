@@ -123,6 +123,11 @@ class Keys:
         """STREAM of broadcast packets with offsets, for one Socket.IO namespace."""
         return f"{self.prefix}recovery-stream:{namespace}"
 
+    def recovery_last(self, namespace: str) -> str:
+        """STRING: the offset logged last in :meth:`recovery_stream` (``lua/recovery_fn.lua``), kept by every
+        append: reading it costs Redis less than reading the stream's last entry."""
+        return f"{self.prefix}recovery-last:{namespace}"
+
     def recovery_session(self, pid: str) -> str:
         """JSON record of a disconnected socket, kept for RECOVERY_WINDOW."""
         return f"{self.prefix}recovery:{pid}"

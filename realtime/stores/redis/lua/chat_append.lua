@@ -4,7 +4,7 @@
 -- two parts, the id goes between them.
 -- KEYS: chat stream, dedup key (unused without a client_id), offline-job stream, group members, the
 --       room's users (users with a socket in group:{roomId}, cluster-wide), the room's "complete" flag,
---       [the recovery stream, when the broadcast is logged here]
+--       [the recovery stream and its last-offset key, when the broadcast is logged here]
 -- ARGV: sender, client_id ('' for none), dedup_ttl, message_json, max_len, now,
 --       notification_template_json (the job fills in id and data.messageId), room id, job stream max_len,
 --       complete_ttl, [log max_len, log min_id, channel ('' = do not publish), event, room, skip_sid,
@@ -58,9 +58,9 @@ end
 local offset, after = '', ''
 if KEYS[7] then
   local log_max_len, min_id, channel = ARGV[11], ARGV[12], ARGV[13]
-  after = last_offset(KEYS[7])
-  offset = log_packet(KEYS[7], min_id, channel, ARGV[14], ARGV[15], ARGV[16], ARGV[17] .. id .. ARGV[18],
-    ARGV[19] .. id .. ARGV[20], ARGV[21])
+  after = last_offset(KEYS[8])
+  offset = log_packet(KEYS[7], KEYS[8], min_id, channel, ARGV[14], ARGV[15], ARGV[16],
+    ARGV[17] .. id .. ARGV[18], ARGV[19] .. id .. ARGV[20], ARGV[21])
   redis.call('XTRIM', KEYS[7], 'MAXLEN', '~', log_max_len)
 end
 return {0, id, '', '', offset, after}
