@@ -65,7 +65,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         connect_timeout=settings.connect_timeout,
     )
     install_transport_guards(2 * settings.max_payload_bytes)
-    register_connection_handlers(socketio)
+    register_connection_handlers(app, socketio)
     register_handlers(app, socketio, catalog)
     app.before_request(services.lifecycle.ensure_started)
 

@@ -5,7 +5,8 @@ import logging
 from typing import Any
 
 import redis
-from flask import request
+from flask import Flask
+from flask.wrappers import Request
 from flask_socketio import ConnectionRefusedError
 from flask_socketio import SocketIO as FlaskSocketIO
 
@@ -15,7 +16,7 @@ from realtime.extensions import socketio
 from realtime.log_context import bind
 from realtime.metrics.recorders import socket_connected, socket_disconnected
 from realtime.schemas.session import ErrorEventOutSchema, ForceLogoutOutSchema
-from realtime.services.container import Services, current_services
+from realtime.services.container import Services
 from realtime.sockets.blueprint import EventContext, SocketBlueprint
 from realtime.sockets.event_log import logged_connect, logged_disconnect
 from realtime.sockets.recovery_flow import ConnectPlan, record_for, recoverable, remember, resume
@@ -52,22 +53,33 @@ session.emits(
 )
 
 
-def register_connection_handlers(extension: FlaskSocketIO) -> None:
-    """Attach ``connect`` and ``disconnect`` handlers to ``extension``."""
-    extension.on("connect")(logged_connect(on_connect))
-    extension.on("disconnect")(logged_disconnect(on_disconnect))
+def register_connection_handlers(app: Flask, extension: FlaskSocketIO) -> None:
+    """Attach ``connect`` and ``disconnect`` handlers to ``extension``'s python-socketio server, run in the
+    app context without a Flask request (as the events are, :func:`realtime.sockets.dispatch.register_handlers`):
+    the handshake's headers and query come from the connection's WSGI environ."""
+    services: Services = app.extensions["realtime"]
+    connect, disconnect = logged_connect(on_connect), logged_disconnect(on_disconnect)
+
+    def connect_handler(sid: str, environ: Any, auth: Any = None) -> None:
+        with app.app_context():
+            connect(services, sid, environ, auth)
+
+    def disconnect_handler(sid: str, reason: Any = None) -> None:
+        with app.app_context():
+            disconnect(services, sid, reason)
+
+    extension.server.on("connect", connect_handler)
+    extension.server.on("disconnect", disconnect_handler)
 
 
-def on_connect(auth: Any = None) -> None:
+def on_connect(services: Services, sid: str, environ: Any, auth: Any = None) -> None:
     """Authenticate and register the socket; refusals reach the client as ``connect_error`` ``{code, message}``.
 
     Round trips: registration with the session check, rooms, presence and eviction (1; a reconnect with a
     ``pid`` checks its session with its recovery claim, 1 more), hooks' broadcasts (≤1, none when they go
     to rooms nobody is in).
     """
-    services = current_services()
     services.lifecycle.ensure_started()
-    sid = request.sid
     core: ServerCore = socketio.server.core
     plan: ConnectPlan | None = core.connect_plans.get(socketio.server.manager.eio_sid_from_sid(sid, NAMESPACE))
     single = services.settings.session_policy == "single"
@@ -79,7 +91,7 @@ def on_connect(auth: Any = None) -> None:
             info = resume(services, core, sid, plan, single, counted_rooms(services, identity.user_id))
         else:
             pid = new_pid() if services.recovery is not None else ""
-            identity, info = register(services, sid, plan, auth, single)
+            identity, info = register(services, sid, plan, auth, single, environ)
     except RealtimeError as err:
         logger.info("handshake refused: %s", err.code.value)
         raise ConnectionRefusedError(err.message, err.to_dict()) from None
@@ -112,15 +124,17 @@ def on_connect(auth: Any = None) -> None:
 
 
 def register(
-    services: Services, sid: str, plan: ConnectPlan | None, auth: Any, single: bool
+    services: Services, sid: str, plan: ConnectPlan | None, auth: Any, single: bool, environ: Any
 ) -> tuple[Identity, ConnectInfo]:
     """Register a socket that is not recovered, checking its session in the same round trip (a reconnect
-    whose recovery failed had it checked with its claim)."""
+    whose recovery failed had it checked with its claim); the token comes from ``auth``, or the handshake's
+    headers or query string in ``environ``."""
     claims = None
     if plan is not None:
         user_id, session_id = plan.identity.user_id, plan.identity.session_id
     else:
-        claims = services.authenticator.verify(extract_token(auth, request.headers, request.args))
+        handshake = Request(environ)
+        claims = services.authenticator.verify(extract_token(auth, handshake.headers, handshake.args))
         user_id, session_id = claims.user_id, claims.session_id
     bind(userId=user_id)
     cached = services.authenticator.cached_profile(user_id)
@@ -148,13 +162,11 @@ def counted_rooms(services: Services, user_id: str) -> list[str]:
     return [template.replace("{userId}", user_id) for template in services.catalog.counted_rooms]
 
 
-def on_disconnect(reason: Any = None) -> None:
+def on_disconnect(services: Services, sid: str, reason: Any = None) -> None:
     """Keep a recovery record if the client will be back, release the socket cluster-wide, broadcast what
     its absence changes (3 round trips at most)."""
     # python-socketio calls this only for sockets whose connect was accepted: each was counted in.
     socket_disconnected()
-    services = current_services()
-    sid = request.sid
     services.limiter.forget(sid)
     services.typing.forget(sid)
     socketio.server.core.pids.pop(sid, None)

@@ -14,13 +14,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import request
 from flask_socketio import ConnectionRefusedError
 
 from realtime.errors import ErrorCode, RealtimeError
 from realtime.log_context import log_context
 from realtime.log_setup import DEBUG_LOGGER, EVENTS_LOGGER
-from realtime.services.container import Services, current_services
+from realtime.services.container import Services
 
 events_log = logging.getLogger(EVENTS_LOGGER)
 debug_log = logging.getLogger(DEBUG_LOGGER)
@@ -29,8 +28,8 @@ debug_log = logging.getLogger(DEBUG_LOGGER)
 QUIET_CODES = frozenset({ErrorCode.RATE_LIMITED.value})
 
 
-def _debugged(user_id: str | None) -> bool:
-    return user_id is not None and user_id in current_services().settings.debug_users
+def _debugged(services: Services, user_id: str | None) -> bool:
+    return user_id is not None and user_id in services.settings.debug_users
 
 
 def _elapsed_ms(start: float) -> float:
@@ -74,43 +73,44 @@ def handling(event: str, sid: str, services: Services) -> Iterator[EventScope]:
         yield EventScope(event, user_id is not None and user_id in services.settings.debug_users)
 
 
-def logged_connect(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Run the ``connect`` handler in a log context; for a debug user, log the outcome and its duration.
+def logged_connect(func: Callable[[Services, str, Any, Any], Any]) -> Callable[[Services, str, Any, Any], Any]:
+    """Run the ``connect`` handler ``func(services, sid, environ, auth)`` in a log context; for a debug user,
+    log the outcome and its duration.
 
     The handler binds ``userId`` (:func:`realtime.log_context.bind`) once the token names the user.
     """
 
     @functools.wraps(func)
-    def connect(auth: Any = None) -> Any:
-        with log_context(sid=request.sid, event="connect") as bound:
+    def connect(services: Services, sid: str, environ: Any, auth: Any = None) -> Any:
+        with log_context(sid=sid, event="connect") as bound:
             start = time.perf_counter()
             try:
-                result = func(auth)
+                result = func(services, sid, environ, auth)
             except ConnectionRefusedError as refusal:
-                if _debugged(bound.get("userId")):
+                if _debugged(services, bound.get("userId")):
                     details = refusal.args[1] if len(refusal.args) > 1 and isinstance(refusal.args[1], dict) else {}
                     code = str(details.get("code", "refused"))
                     debug_log.info("connect refused: %s", code,
                                    extra={"ack": code, "code": code, "duration": _elapsed_ms(start)})
                 raise
-            if _debugged(bound.get("userId")):
+            if _debugged(services, bound.get("userId")):
                 debug_log.info("connect ok", extra={"ack": "ok", "duration": _elapsed_ms(start)})
             return result
 
     return connect
 
 
-def logged_disconnect(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Run the ``disconnect`` handler in a log context; for a debug user, log the reason."""
+def logged_disconnect(func: Callable[[Services, str, Any], Any]) -> Callable[[Services, str, Any], Any]:
+    """Run the ``disconnect`` handler ``func(services, sid, reason)`` in a log context; for a debug user, log
+    the reason."""
 
     @functools.wraps(func)
-    def disconnect(reason: Any = None) -> Any:
-        with log_context(sid=request.sid, event="disconnect") as bound:
+    def disconnect(services: Services, sid: str, reason: Any = None) -> Any:
+        with log_context(sid=sid, event="disconnect") as bound:
             start = time.perf_counter()
-            result = func(reason)
-            if _debugged(bound.get("userId")):
+            result = func(services, sid, reason)
+            if _debugged(services, bound.get("userId")):
                 debug_log.info("disconnect: %s", reason, extra={"reason": str(reason), "duration": _elapsed_ms(start)})
             return result
 
     return disconnect
-
