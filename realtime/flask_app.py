@@ -1,4 +1,4 @@
-"""The Flask application class: Flask, less URL matching for the request context of each socket event."""
+"""The Flask application class: Flask, less URL matching for request contexts under the Socket.IO path."""
 from __future__ import annotations
 
 from flask import Flask, Request
@@ -11,9 +11,10 @@ SOCKETIO_PATH = "/socket.io"
 class RealtimeFlask(Flask):
     """Flask, with no URL adapter for requests under :data:`SOCKETIO_PATH`.
 
-    Flask-SocketIO runs every socket event inside a request context built from its connection's WSGI environ.
-    Flask binds a URL adapter for it and matches the Socket.IO path against the URL map on each event, only to
-    store a 404 that nothing reads: python-engineio answers that path before Flask's routing ever could.
+    Flask-SocketIO runs the handlers it registers (here the catch-all for unknown events; catalogue events and
+    the handshake run in the app context only) inside a request context built from the connection's WSGI
+    environ. Flask binds a URL adapter for it and matches the Socket.IO path against the URL map each time, only
+    to store a 404 that nothing reads: python-engineio answers that path before Flask's routing ever could.
     """
 
     def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
