@@ -10,6 +10,7 @@ from flask_socketio import SocketIOTestClient
 from realtime import create_app
 from realtime.errors import ErrorCode
 from realtime.extensions import socketio
+from realtime.schemas.chat import ChatHistoryOutSchema
 from tests.conftest import TokenActions
 
 Connect = Callable[..., SocketIOTestClient]
@@ -25,6 +26,29 @@ def test_join_answers_ok_envelope(connect: Connect) -> None:
         "ok": True,
         "data": {"roomId": "lobby", "messages": []},
     }
+
+
+def test_a_join_dumps_its_history_once_for_the_event_and_the_ack(
+    connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = connect("alice")
+    alice.emit("chat:join", {"roomId": "lobby"}, callback=True)
+    for text in ("one", "two"):
+        alice.emit("chat:message", {"roomId": "lobby", "content": text}, callback=True)
+    bob = connect("bob")
+    dumped: list[int] = []
+    original = ChatHistoryOutSchema.dump
+
+    def counting(self: ChatHistoryOutSchema, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        dumped.append(len(obj["messages"]))
+        return original(self, obj, *args, **kwargs)
+
+    monkeypatch.setattr(ChatHistoryOutSchema, "dump", counting)
+    ack = bob.emit("chat:join", {"roomId": "lobby"}, callback=True)
+
+    assert dumped == [2], "one dump of the two messages"
+    assert [m["content"] for m in ack["data"]["messages"]] == ["two", "one"]
+    assert received(bob, "chat:history") == [ack["data"]], "the event carries what the ack carries"
 
 
 def test_message_reaches_every_member_including_sender(connect: Connect) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from realtime.fanout.emits import Emit, StoredBroadcast
+from realtime.fanout.emits import Emit, Shaped, StoredBroadcast
 from realtime.fanout.manager import FanoutLayer
 
 
@@ -70,9 +70,14 @@ class Broadcaster:
         """
         self.manager.complete_stored(stored, value, offset, after)
 
+    def shaped(self, event: str, data: Any) -> Shaped:
+        """``data`` dumped through ``event``'s schema once, for several uses (:meth:`emit_local`, an ack)."""
+        return Shaped(event, self._catalog.shape(event, data))
+
     def emit_local(self, sid: str, event: str, data: Any) -> None:
         """Send ``event`` to a socket of this worker without touching Redis (no offset: not a broadcast)."""
-        self.manager.emit_here(sid, event, self._catalog.shape(event, data))
+        payload = data.data if isinstance(data, Shaped) and data.event == event else self._catalog.shape(event, data)
+        self.manager.emit_here(sid, event, payload)
 
     def emit_many(self, messages: list[Outgoing]) -> None:
         """Send several events with at most one Redis round trip (two with a separate queue Redis)."""

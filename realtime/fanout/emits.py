@@ -19,6 +19,14 @@ class Emit(NamedTuple):
     skip_sid: str | None = None
 
 
+class Shaped(NamedTuple):
+    """A payload already dumped through the declared schema of ``event``: sent (or acked) as it is, not dumped
+    a second time (a chat join sends its history as an event and as the ack)."""
+
+    event: str
+    data: Any
+
+
 @dataclass(frozen=True)
 class StoredBroadcast:
     """``emit`` (its payload without ``id_field``) prepared for the store's script: ``log`` is what that

@@ -6,6 +6,7 @@ from typing import Any
 
 from realtime.errors import ErrorCode, RealtimeError
 from realtime.fanout.broadcaster import Outgoing
+from realtime.fanout.emits import Shaped
 from realtime.schemas.chat import (
     ChatHistoryInSchema,
     ChatHistoryOutSchema,
@@ -139,13 +140,15 @@ def _require_member(ctx: EventContext, room_id: str) -> str:
     examples=[{"roomId": "lobby"}],
     errors=[ErrorCode.VALIDATION_ERROR, ErrorCode.FORBIDDEN, ErrorCode.ROOM_LIMIT, ErrorCode.RATE_LIMITED],
 )
-def join(ctx: EventContext, data: dict[str, Any]) -> dict[str, Any]:
-    """Join a chat room: ack with recent history (newest first); the others hear ``chat:user_joined``."""
+def join(ctx: EventContext, data: dict[str, Any]) -> Shaped:
+    """Join a chat room: ack with recent history (newest first); the others hear ``chat:user_joined``. The
+    history is dumped once for the ``chat:history`` event and the ack (the same schema)."""
     room_id = data["roomId"]
     room = chat_room(room_id)
     services = ctx.services
     membership = services.rooms.join(ctx.sid, ctx.user_id, room)
-    recent = {"roomId": room_id, "messages": services.chat.join(room_id, ctx.user_id, services.settings.chat_join_history)}
+    history = services.chat.join(room_id, ctx.user_id, services.settings.chat_join_history)
+    recent = services.broadcaster.shaped("chat:history", {"roomId": room_id, "messages": history})
     services.broadcaster.emit_local(ctx.sid, "chat:history", recent)
     if membership.user_changed:
         _announce(services, room, ctx.user_id, True, membership.users, now_iso(), ctx.sid)

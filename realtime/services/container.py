@@ -56,6 +56,9 @@ class Catalog(Protocol):
     def shape(self, event: str, data: Any) -> Any:
         """``data`` shaped by ``event``'s declared schema."""
 
+    def schema_of(self, event: str) -> Any:
+        """The declared schema of server event ``event`` (None for an undeclared one)."""
+
     def validate_publish(self, event: str, data: Any) -> Any:
         """An externally published payload, validated and shaped."""
 

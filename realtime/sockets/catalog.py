@@ -43,6 +43,11 @@ class EventCatalog:
             raise KeyError(f"Server event {event!r} is not declared; add it with SocketBlueprint.emits().")
         return declared.schema.dump(data)
 
+    def schema_of(self, event: str) -> Any:
+        """The declared schema of server event ``event`` (None for an undeclared one)."""
+        declared = self.server_events.get(event)
+        return None if declared is None else declared.schema
+
     def validate_publish(self, event: str, data: Any) -> Any:
         """Validate an externally published payload and return it shaped.
 

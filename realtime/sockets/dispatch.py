@@ -12,6 +12,7 @@ from marshmallow import ValidationError
 
 from realtime.errors import ErrorCode, RealtimeError, failure, ok
 from realtime.extensions import socketio
+from realtime.fanout.emits import Shaped
 from realtime.metrics.recorders import (
     record_error,
     record_handled,
@@ -115,7 +116,7 @@ def run_handler(services: Services, sid: str, handler: EventHandler, args: tuple
             services=services,
         )
         result = handler.func(ctx, data)
-        return ok(handler.ack.dump(result) if handler.ack is not None else result)
+        return ok(_ack(services, handler, result))
     except RealtimeError as err:
         return failure(err)
     except UNAVAILABLE_ERRORS as exc:
@@ -124,6 +125,18 @@ def run_handler(services: Services, sid: str, handler: EventHandler, args: tuple
     except Exception:
         logger.exception("handler for %s failed", handler.event)
         return failure(RealtimeError(ErrorCode.INTERNAL, "Internal error; it has been logged."))
+
+
+def _ack(services: Services, handler: EventHandler, result: Any) -> Any:
+    """The ack's data: ``result`` dumped through the ack schema, unless the handler returned it already dumped
+    through that same schema (:class:`~realtime.fanout.emits.Shaped`)."""
+    if handler.ack is None:
+        return result.data if isinstance(result, Shaped) else result
+    if isinstance(result, Shaped):
+        if type(services.catalog.schema_of(result.event)) is type(handler.ack):
+            return result.data
+        return handler.ack.dump(result.data)
+    return handler.ack.dump(result)
 
 
 def _check_size(args: tuple[Any, ...], limit: int) -> None:
