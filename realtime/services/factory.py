@@ -77,7 +77,7 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
     )
     if client is not None:
         scripts: ScriptSet | None = ScriptSet(client)
-        sessions: SessionStore = RedisSessionStore(client, keys)
+        sessions: SessionStore = RedisSessionStore(client, keys, scripts)
         room_store: RoomStore = RedisRoomStore(client, keys, scripts)
         notifications: NotificationStore = RedisNotificationStore(client, keys, scripts, settings.notifications_max)
         bus: ControlBus = RedisControlBus(client, keys.control_channel)
