@@ -8,6 +8,7 @@ from typing import Any
 
 import jwt
 
+from realtime.auth.prepared_keys import prepare_once
 from realtime.errors import ErrorCode, RealtimeError
 from realtime.identifiers import is_identifier
 
@@ -36,6 +37,7 @@ class TokenService:
         leeway: float = 5.0,
     ) -> None:
         self._algorithms = list(algorithms)
+        prepare_once(self._algorithms)
         self._verify_key = verify_key
         self._signing_key = signing_key
         self._issuer = issuer
@@ -66,14 +68,9 @@ class TokenService:
 
         :raises RealtimeError: ``TOKEN_EXPIRED`` or ``INVALID_TOKEN``.
         """
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise RealtimeError(ErrorCode.INVALID_TOKEN, "The token is not a well-formed JWT.") from None
-        if header.get("alg") not in self._algorithms:
-            raise RealtimeError(ErrorCode.INVALID_TOKEN, "The token's algorithm is not accepted.")
         options: dict[str, Any] = {"require": list(REQUIRED_CLAIMS)}
         try:
+            # PyJWT checks the header's algorithm against the allow-list before anything else.
             claims = jwt.decode(
                 token,
                 self._verify_key,
@@ -85,6 +82,12 @@ class TokenService:
             )
         except jwt.ExpiredSignatureError:
             raise RealtimeError(ErrorCode.TOKEN_EXPIRED, "The token has expired; log in again.") from None
+        except jwt.InvalidAlgorithmError:
+            raise RealtimeError(ErrorCode.INVALID_TOKEN, "The token's algorithm is not accepted.") from None
+        except jwt.InvalidSignatureError:
+            raise RealtimeError(ErrorCode.INVALID_TOKEN, "The token was refused: InvalidSignatureError.") from None
+        except jwt.DecodeError:
+            raise RealtimeError(ErrorCode.INVALID_TOKEN, "The token is not a well-formed JWT.") from None
         except jwt.PyJWTError as exc:
             raise RealtimeError(ErrorCode.INVALID_TOKEN, f"The token was refused: {type(exc).__name__}.") from None
         user_id, session_id = claims.get("sub"), claims.get("sid")
