@@ -21,12 +21,20 @@ class Identity:
     profile: Profile
 
 
-def extract_token(auth: Any, headers: Mapping[str, str], args: Mapping[str, str]) -> str | None:
-    """Find the token in ``auth.token``, then ``Authorization: Bearer``, then ``?token=``."""
+def auth_token(auth: Any) -> str | None:
+    """The token in the CONNECT packet's ``auth.token`` (where socket.io-client puts it), or None."""
     if isinstance(auth, Mapping):
         token = auth.get("token")
         if isinstance(token, str) and token.strip():
             return token.strip()
+    return None
+
+
+def extract_token(auth: Any, headers: Mapping[str, str], args: Mapping[str, str]) -> str | None:
+    """Find the token in ``auth.token``, then ``Authorization: Bearer``, then ``?token=``."""
+    token = auth_token(auth)
+    if token is not None:
+        return token
     header = headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():

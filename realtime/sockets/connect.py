@@ -10,7 +10,7 @@ from flask.wrappers import Request
 from flask_socketio import ConnectionRefusedError
 from flask_socketio import SocketIO as FlaskSocketIO
 
-from realtime.auth.handshake import Identity, extract_token
+from realtime.auth.handshake import Identity, auth_token, extract_token
 from realtime.errors import RealtimeError
 from realtime.extensions import socketio
 from realtime.log_context import bind
@@ -133,8 +133,11 @@ def register(
     if plan is not None:
         user_id, session_id = plan.identity.user_id, plan.identity.session_id
     else:
-        handshake = Request(environ)
-        claims = services.authenticator.verify(extract_token(auth, handshake.headers, handshake.args))
+        token = auth_token(auth)
+        if token is None:  # the handshake's headers and query are parsed only when the CONNECT has no token
+            handshake = Request(environ)
+            token = extract_token(None, handshake.headers, handshake.args)
+        claims = services.authenticator.verify(token)
         user_id, session_id = claims.user_id, claims.session_id
     bind(userId=user_id)
     cached = services.authenticator.cached_profile(user_id)
