@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 
+from realtime.auth.hmac_tokens import HASHES, PlainHMACTokens
 from realtime.auth.prepared_keys import prepare_once
 from realtime.errors import ErrorCode, RealtimeError
 from realtime.identifiers import is_identifier
@@ -38,11 +40,24 @@ class TokenService:
     ) -> None:
         self._algorithms = list(algorithms)
         prepare_once(self._algorithms)
+        #: Plain HMAC tokens in microseconds; PyJWT decides everything else, refusals included.
+        self._plain = self._plain_tokens(verify_key, issuer, audience, leeway)
         self._verify_key = verify_key
         self._signing_key = signing_key
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
+
+    def _plain_tokens(
+        self, verify_key: str, issuer: str | None, audience: str | None, leeway: float
+    ) -> PlainHMACTokens | None:
+        if audience or not any(name in HASHES for name in self._algorithms):
+            return None
+        try:
+            key = HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(verify_key)
+        except jwt.InvalidKeyError:
+            return None  # not an HMAC secret: PyJWT refuses HMAC tokens with it, every time
+        return PlainHMACTokens(self._algorithms, key, REQUIRED_CLAIMS, issuer or None, leeway)
 
     @property
     def can_sign(self) -> bool:
@@ -68,10 +83,22 @@ class TokenService:
 
         :raises RealtimeError: ``TOKEN_EXPIRED`` or ``INVALID_TOKEN``.
         """
+        claims = self._plain.claims(token) if self._plain is not None else None
+        if claims is None:
+            claims = self._decode(token)
+        user_id, session_id = claims.get("sub"), claims.get("sid")
+        if not is_identifier(user_id) or not is_identifier(session_id):
+            raise RealtimeError(
+                ErrorCode.INVALID_TOKEN, "The token's sub and sid claims must be ids of 1-64 letters, digits, '_' or '-'."
+            )
+        return Claims(user_id=user_id, session_id=session_id, expires_at=int(claims["exp"]))
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        """PyJWT's verdict on ``token``: its claims, or the refusal."""
         options: dict[str, Any] = {"require": list(REQUIRED_CLAIMS)}
         try:
             # PyJWT checks the header's algorithm against the allow-list before anything else.
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 self._verify_key,
                 algorithms=self._algorithms,
@@ -90,9 +117,4 @@ class TokenService:
             raise RealtimeError(ErrorCode.INVALID_TOKEN, "The token is not a well-formed JWT.") from None
         except jwt.PyJWTError as exc:
             raise RealtimeError(ErrorCode.INVALID_TOKEN, f"The token was refused: {type(exc).__name__}.") from None
-        user_id, session_id = claims.get("sub"), claims.get("sid")
-        if not is_identifier(user_id) or not is_identifier(session_id):
-            raise RealtimeError(
-                ErrorCode.INVALID_TOKEN, "The token's sub and sid claims must be ids of 1-64 letters, digits, '_' or '-'."
-            )
-        return Claims(user_id=user_id, session_id=session_id, expires_at=int(claims["exp"]))
+        return claims
