@@ -10,7 +10,9 @@ from flask_socketio import SocketIOTestClient
 from realtime import create_app
 from realtime.errors import ErrorCode
 from realtime.extensions import socketio
+from realtime.schemas import dumpers
 from realtime.schemas.chat import ChatHistoryOutSchema
+from realtime.sockets import catalog, dispatch
 from tests.conftest import TokenActions
 
 Connect = Callable[..., SocketIOTestClient]
@@ -37,13 +39,16 @@ def test_a_join_dumps_its_history_once_for_the_event_and_the_ack(
         alice.emit("chat:message", {"roomId": "lobby", "content": text}, callback=True)
     bob = connect("bob")
     dumped: list[int] = []
-    original = ChatHistoryOutSchema.dump
 
-    def counting(self: ChatHistoryOutSchema, obj: Any, *args: Any, **kwargs: Any) -> Any:
-        dumped.append(len(obj["messages"]))
-        return original(self, obj, *args, **kwargs)
+    def counting(schema: Any) -> Any:
+        dump = dumpers.dumper(schema)
+        if not isinstance(schema, ChatHistoryOutSchema):
+            return dump
+        return lambda obj, *args, **kwargs: dumped.append(len(obj["messages"])) or dump(obj, *args, **kwargs)
 
-    monkeypatch.setattr(ChatHistoryOutSchema, "dump", counting)
+    # Every dump of a catalogue schema goes through realtime.schemas.dumpers.dumper (events and acks).
+    monkeypatch.setattr(catalog, "dumper", counting)
+    monkeypatch.setattr(dispatch, "dumper", counting)
     ack = bob.emit("chat:join", {"roomId": "lobby"}, callback=True)
 
     assert dumped == [2], "one dump of the two messages"

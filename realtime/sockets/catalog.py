@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from realtime.errors import ErrorCode, RealtimeError
+from realtime.schemas.dumpers import dumper
 from realtime.sockets.blueprint import ConnectHook, EventHandler, ReleaseHook, ServerEvent, SocketBlueprint
 
 
@@ -41,7 +42,7 @@ class EventCatalog:
         declared = self.server_events.get(event)
         if declared is None:
             raise KeyError(f"Server event {event!r} is not declared; add it with SocketBlueprint.emits().")
-        return declared.schema.dump(data)
+        return dumper(declared.schema)(data)
 
     def schema_of(self, event: str) -> Any:
         """The declared schema of server event ``event`` (None for an undeclared one)."""
@@ -67,4 +68,4 @@ class EventCatalog:
             loaded = declared.schema.load(data)
         except ValidationError as err:
             raise RealtimeError(ErrorCode.VALIDATION_ERROR, "data failed validation.", fields={"data": err.messages}) from None
-        return declared.schema.dump(loaded)
+        return dumper(declared.schema)(loaded)

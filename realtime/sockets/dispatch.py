@@ -20,6 +20,7 @@ from realtime.metrics.recorders import (
     record_received,
 )
 from realtime.metrics.round_trips import counting
+from realtime.schemas.dumpers import dumper
 from realtime.services.container import Services, current_services
 from realtime.sockets.blueprint import EventContext, EventHandler
 from realtime.sockets.catalog import EventCatalog
@@ -135,8 +136,8 @@ def _ack(services: Services, handler: EventHandler, result: Any) -> Any:
     if isinstance(result, Shaped):
         if type(services.catalog.schema_of(result.event)) is type(handler.ack):
             return result.data
-        return handler.ack.dump(result.data)
-    return handler.ack.dump(result)
+        return dumper(handler.ack)(result.data)
+    return dumper(handler.ack)(result)
 
 
 def _check_size(args: tuple[Any, ...], limit: int) -> None:
