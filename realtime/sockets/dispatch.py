@@ -21,6 +21,7 @@ from realtime.metrics.recorders import (
 )
 from realtime.metrics.round_trips import counting
 from realtime.schemas.dumpers import dumper
+from realtime.schemas.loaders import loader
 from realtime.services.container import Services, current_services
 from realtime.sockets.blueprint import EventContext, EventHandler
 from realtime.sockets.catalog import EventCatalog
@@ -175,6 +176,10 @@ def _validate(handler: EventHandler, args: tuple[Any, ...]) -> Any:
         raise RealtimeError(
             ErrorCode.VALIDATION_ERROR, f"The payload must be a JSON object, not {type(payload).__name__}."
         )
+    fast = loader(handler.schema)
+    loaded = fast(payload) if fast is not None else None
+    if loaded is not None:
+        return loaded
     try:
         return handler.schema.load(payload)
     except ValidationError as err:
