@@ -58,8 +58,7 @@ end
 local offset, after = '', ''
 if KEYS[7] then
   local log_max_len, min_id, channel = ARGV[11], ARGV[12], ARGV[13]
-  after = last_offset(KEYS[8])
-  offset = log_packet(KEYS[7], KEYS[8], min_id, channel, ARGV[14], ARGV[15], ARGV[16],
+  offset, after = log_packet(KEYS[7], KEYS[8], min_id, channel, ARGV[14], ARGV[15], ARGV[16],
     ARGV[17] .. id .. ARGV[18], ARGV[19] .. id .. ARGV[20], ARGV[21])
   redis.call('XTRIM', KEYS[7], 'MAXLEN', '~', log_max_len)
 end

@@ -8,8 +8,9 @@ local stream = KEYS[1]
 local max_len, min_id, channel = ARGV[1], ARGV[2], ARGV[3]
 local offsets = {}
 for i = 4, #ARGV, 6 do
-  table.insert(offsets, log_packet(stream, KEYS[2], min_id, channel, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-    ARGV[i + 4], ARGV[i + 5]))
+  -- The parentheses keep log_packet's first value (the offset): table.insert takes no position here.
+  table.insert(offsets, (log_packet(stream, KEYS[2], min_id, channel, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    ARGV[i + 4], ARGV[i + 5])))
 end
 redis.call('XTRIM', stream, 'MAXLEN', '~', max_len)
 return offsets
