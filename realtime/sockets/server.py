@@ -94,7 +94,8 @@ class ServerCore:
         self.replayed_up_to: dict[str, str] = {}
         self._closing: set[str] = set()
         self._handshakes = BoundedSemaphore(max_concurrent_handshakes)
-        self._connect_deadlines: dict[str, gevent.Greenlet] = {}
+        #: One libev timer per Engine.IO session not yet in a namespace (a greenlet is spawned only if it fires).
+        self._connect_deadlines: dict[str, Any] = {}
         self._connecting: set[str] = set()
 
     # -- Engine.IO sessions and Socket.IO CONNECT ----------------------------------------------------------
@@ -139,14 +140,14 @@ class ServerCore:
 
     def _arm_connect_deadline(self, eio_sid: str) -> None:
         self._end_connect_deadline(eio_sid)
-        self._connect_deadlines[eio_sid] = gevent.spawn_later(
-            self.connect_timeout, self._connect_deadline_passed, eio_sid
-        )
+        timer = self._connect_deadlines[eio_sid] = gevent.get_hub().loop.timer(self.connect_timeout)
+        # The callback runs on the hub: closing the session may write, so that happens in a greenlet.
+        timer.start(lambda: self._end_connect_deadline(eio_sid) or gevent.spawn(self._connect_deadline_passed, eio_sid))
 
     def _end_connect_deadline(self, eio_sid: str) -> None:
         deadline = self._connect_deadlines.pop(eio_sid, None)
         if deadline is not None:
-            deadline.kill(block=False)
+            deadline.close()
 
     def _joined_a_namespace(self, eio_sid: str) -> bool:
         manager = self.server.manager
@@ -155,7 +156,6 @@ class ServerCore:
     def _connect_deadline_passed(self, eio_sid: str) -> None:
         """Close an Engine.IO session that joined no namespace within CONNECT_TIMEOUT (a refused CONNECT
         counts as none); one whose CONNECT is still being handled gets judged after it."""
-        self._connect_deadlines.pop(eio_sid, None)
         eio = self.server.eio
         sock = eio.sockets.get(eio_sid)
         if sock is None or sock.closing or sock.closed or self._joined_a_namespace(eio_sid):
