@@ -264,12 +264,24 @@ def test_engineio_socket_methods_the_guards_wrap_and_call() -> None:
 
 def test_gevent_websocket_builds_its_websocket_from_the_module_global_and_has_no_names_of_ours() -> None:
     """Why replacing ``geventwebsocket.handler.WebSocket`` bounds every connection's frames, and that
-    :class:`BoundedWebSocket` adds methods and attributes without overriding any but ``read_frame`` (bounds)
-    and ``validate_utf8`` (left to ``_decode_bytes``)."""
+    :class:`BoundedWebSocket` adds methods and attributes without overriding any but ``read_frame`` (bounds),
+    ``validate_utf8`` (left to ``_decode_bytes``) and ``current_app`` (one shared no-op application)."""
     assert "WebSocket" in geventwebsocket.handler.WebSocketHandler.upgrade_connection.__code__.co_names
     assert {name for name in own_names(BoundedWebSocket) if hasattr(WebSocket, name)} == {
-        "read_frame", "validate_utf8"
+        "read_frame", "validate_utf8", "current_app"
     }
+
+
+def test_the_websocket_tells_of_a_close_to_one_shared_no_op_application() -> None:
+    """gevent-websocket's ``current_app`` builds a class per call when the WSGI app has no ``current_app`` (ours
+    has none), and ``close`` of a closed websocket (each handed-over one, when collected) calls it; ours hands
+    out one object whose ``on_close`` takes what gevent-websocket passes and does nothing, as the library's."""
+    assert "class MockApp" in inspect.getsource(WebSocket.current_app.fget)  # type: ignore[attr-defined]
+    assert "self.current_app.on_close(MSG_ALREADY_CLOSED)" in inspect.getsource(WebSocket.close)
+    websocket = BoundedWebSocket.__new__(BoundedWebSocket)
+    websocket.handler = SimpleNamespace(server=SimpleNamespace(application=object()))
+    assert websocket.current_app is websocket.current_app
+    assert websocket.current_app.on_close("Connection is already closed") is None
 
 
 def test_what_the_websocket_hand_over_relies_on() -> None:
