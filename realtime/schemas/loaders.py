@@ -41,6 +41,22 @@ class _StepAside(Exception):
 def loader(schema: Schema) -> Load | None:
     """``load(payload)``: ``schema.load(payload)`` for a plainly valid payload, else None; None when the
     schema does not compile."""
+    load = _compile(schema)
+    if load is None:
+        return None
+
+    def fast(payload: Any) -> Any:
+        try:
+            return load(payload)
+        except Exception:  # noqa: BLE001 - whatever it is, marshmallow loads the payload and words the errors
+            return None
+
+    return fast
+
+
+@functools.cache
+def _compile(schema: Schema) -> Load | None:
+    """The schema's load of a plainly valid payload, raising to step aside; None when it does not compile."""
     hooks = getattr(schema, "_hooks", None)
     if (
         hooks is None
@@ -83,14 +99,7 @@ def loader(schema: Schema) -> Load | None:
             check(out, partial=None, many=False, unknown=unknown)
         return out
 
-    def fast(payload: Any) -> Any:
-        try:
-            return load(payload)
-        except Exception:  # noqa: BLE001 - whatever it is, marshmallow loads the payload and words the errors
-            return None
-
-    fast.nested = load  # type: ignore[attr-defined]
-    return fast
+    return load
 
 
 def _field_reader(field: fields.Field) -> Load | None:
@@ -153,8 +162,8 @@ def _converter(field: fields.Field) -> Load | None:
             nested = field.schema  # type: ignore[attr-defined]
         except Exception:  # noqa: BLE001 - a schema marshmallow cannot resolve now is left to marshmallow
             return None
-        compiled = loader(nested)
+        compiled = _compile(nested)
         if compiled is None or field.many or field.unknown is not None:  # type: ignore[attr-defined]
             return None
-        return compiled.nested  # type: ignore[attr-defined, no-any-return]
+        return compiled
     return None
