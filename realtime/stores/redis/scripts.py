@@ -7,7 +7,8 @@ preloads every script once when it starts serving, so socket events pay one.
 A call outside a pipeline is one EVALSHA written on a pooled connection (:class:`StoredScript`), without
 redis-py's command layers (argument re-encoding, response callbacks, per-command telemetry): they cost more
 than the round trip itself on a busy worker (issue 9). The connection, its retry policy and its round-trip
-count are redis-py's own.
+count are redis-py's own. Calls made while several round trips are already in flight go together in the
+next one (:mod:`.grouped_calls`).
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import hiredis
 import redis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
+
+from realtime.stores.redis.grouped_calls import GroupedCalls
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 #: The fragment every script starts with: the names of the keys a script finds only while it runs.
@@ -32,11 +35,12 @@ class StoredScript:
     ``bytes``, ``int`` or ``float`` (redis-py's own path, with its errors, takes anything else).
     """
 
-    __slots__ = ("_client", "_script")
+    __slots__ = ("_calls", "_client", "_script")
 
-    def __init__(self, client: redis.Redis, script: Script) -> None:
+    def __init__(self, client: redis.Redis, script: Script, calls: GroupedCalls) -> None:
         self._client = client
         self._script = script
+        self._calls = calls
 
     @property
     def script(self) -> str:
@@ -56,26 +60,11 @@ class StoredScript:
         except TypeError:
             return self._script(keys=keys, args=args)
         try:
-            return self._round_trip(command)
+            return self._calls.call(command)
         except NoScriptError:
             # The server lost its scripts (a restart, SCRIPT FLUSH): load this one and send it again.
             self._client.script_load(self._script.script)
-            return self._round_trip(command)
-
-    def _round_trip(self, command: bytes) -> Any:
-        """Write ``command`` on a pooled connection and read its reply, retried as redis-py retries a command
-        (the connection's policy: a dropped connection is reconnected)."""
-        pool = self._client.connection_pool
-        conn = pool.get_connection()
-        try:
-            return conn.retry.call_with_retry(lambda: _send_and_read(conn, command), lambda _error: conn.disconnect())
-        finally:
-            pool.release(conn)
-
-
-def _send_and_read(conn: Any, command: bytes) -> Any:
-    conn.send_packed_command((command,))
-    return conn.read_response()
+            return self._calls.call(command)
 
 
 class ScriptSet:
@@ -83,12 +72,13 @@ class ScriptSet:
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
+        self._calls = GroupedCalls(client)
         self._scripts: list[StoredScript] = []
 
     def load(self, name: str, *fragments: str) -> StoredScript:
         """Register ``lua/{name}.lua`` with ``fragments`` (other files' functions) in front of it."""
         source = "\n".join((LUA_DIR / f"{part}.lua").read_text() for part in (KEY_NAMES, *fragments, name))
-        script = StoredScript(self._client, self._client.register_script(source))
+        script = StoredScript(self._client, self._client.register_script(source), self._calls)
         self._scripts.append(script)
         return script
 
