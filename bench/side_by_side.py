@@ -272,6 +272,8 @@ def measure(kind: str, cfg: dict[str, Any], ctx: dict[str, Any], tag: str) -> di
             # The clients' process (one Node process), not counted in the server's figures: its CPU per
             # delivery shows whether the clients, rather than the server, bound the latency.
             "cpu_client_us_per_delivery": round((cpu_client_1 - cpu_client_0) * 1e6 / delivered, 2) if delivered else None,
+            # Its share of one core over the window: near 1, the latencies are mostly its own queue.
+            "clients_busy": round((cpu_client_1 - cpu_client_0) / window_s, 2) if window_s else None,
             "cpu_us_per_delivery": round(cpu_total * 1e6 / delivered, 2) if delivered else None,
             "senders": report["senders"],
         })
@@ -317,6 +319,7 @@ FIGURES = (
     ("p99 ms", lambda r: (r.get("latency_ms") or {}).get("p99")),
     ("CPU µs/delivery", lambda r: r.get("cpu_us_per_delivery")),
     ("clients' CPU µs/delivery", lambda r: r.get("cpu_client_us_per_delivery")),
+    ("clients' process busy (share of a core)", lambda r: r.get("clients_busy")),
     ("RSS KB/idle socket", lambda r: r.get("rss_per_socket_kb")),
     ("connect all s", lambda r: (r.get("connect") or {}).get("connectAllMs", 0) / 1000 or None),
     ("connect p99 ms", lambda r: ((r.get("connect") or {}).get("connectMs") or {}).get("p99")),

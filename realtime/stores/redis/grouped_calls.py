@@ -13,7 +13,9 @@ write counts for it, every other caller of the batch counts its own.
 
 A batch is retried as a redis-py pipeline is: when the connection fails before every reply is read, it is
 dropped and the whole batch is written again on a new one (the connection's retry policy). An error reply
-(``NOSCRIPT``, a script error) goes to its own caller only.
+(``NOSCRIPT``, a script error) goes to its own caller only. While Redis does not answer, a queued call waits
+for the round trip ahead of it and then for its own: up to twice the client's socket timeout (5 s,
+:func:`~realtime.stores.redis.client.connect_redis`), where a call on its own connection waited once.
 """
 from __future__ import annotations
 
