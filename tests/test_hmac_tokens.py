@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import random
+import sys
 import time
 from typing import Any
 
@@ -20,6 +21,13 @@ from realtime.auth.tokens import REQUIRED_CLAIMS, TokenService
 SECRET = "k" * 64
 LEEWAY = 5.0
 NOW = time.time()
+
+
+@pytest.fixture(autouse=True)
+def _now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Times are read when each test runs, not when the module was collected: a full suite runs for many
+    minutes before it gets here, longer than the tokens' 600 s."""
+    monkeypatch.setattr(sys.modules[__name__], "NOW", time.time())
 
 
 def b64(data: bytes) -> bytes:
