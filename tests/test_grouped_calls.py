@@ -8,6 +8,7 @@ import gevent
 import hiredis
 import pytest
 import redis
+from gevent.event import Event
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -129,7 +130,7 @@ def test_a_caller_that_stops_waiting_before_its_turn_is_not_sent(client: redis.R
 def test_a_batch_whose_runner_stopped_waiting_is_run_for_its_other_callers(client: redis.Redis) -> None:
     calls = GroupedCalls(client, lanes=1)
     calls._free = 0  # the lane is "in flight"
-    runner, other = _Call(packed(client, "runner")), _Call(packed(client, "other"))
+    runner, other = _Call(packed(client, "runner"), Event()), _Call(packed(client, "other"), Event())
     runner.batch = [runner, other]
     calls._abandon(runner)
     assert other.done.wait(timeout=5)

@@ -41,13 +41,20 @@ class _Call:
 
     __slots__ = ("answered", "batch", "command", "done", "error", "reply")
 
-    def __init__(self, command: bytes) -> None:
+    def __init__(self, command: bytes, done: Event | None = None) -> None:
         self.command = command
         self.answered = False
         self.reply: Any = None
         self.error: BaseException | None = None
-        self.done = Event()
+        #: Set when a queued call's reply is in, or when its caller must run ``batch`` (None for a call that
+        #: is written at once: nobody waits for it).
+        self.done = done
         self.batch: list[_Call] | None = None
+
+    def wake(self) -> None:
+        """Wake the caller waiting for this call."""
+        if self.done is not None:
+            self.done.set()
 
     def result(self) -> Any:
         if self.error is not None:
@@ -71,10 +78,11 @@ class GroupedCalls:
             call = _Call(command)
             self._run([call])
             return call.result()
-        call = _Call(command)
+        done = Event()
+        call = _Call(command, done)
         self._queue.append(call)
         try:
-            call.done.wait()
+            done.wait()
         except BaseException:
             self._abandon(call)
             raise
@@ -108,7 +116,7 @@ class GroupedCalls:
         finally:
             self._pass_lane()
             for call in batch[1:]:
-                call.done.set()
+                call.wake()
 
     def _round_trip(self, batch: list[_Call]) -> None:
         pool = self._pool
@@ -127,7 +135,7 @@ class GroupedCalls:
         size = min(len(queue), self._max_batch)
         batch = [queue.popleft() for _ in range(size)]
         batch[0].batch = batch
-        batch[0].done.set()
+        batch[0].wake()
 
 
 def _send_and_read(conn: Any, batch: list[_Call]) -> None:
