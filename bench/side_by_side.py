@@ -9,7 +9,8 @@ In one run, on 127.0.0.1 only and bounded in time: a private ``redis-server`` (`
 for each repeat and each server: start the server fresh (realtime: ``gunicorn -c gunicorn.conf.py wsgi:app``
 with ``WEB_CONCURRENCY=1``, websocket only; ``--workers 2``: two such processes sharing the Redis, the
 clients split between them; Node: ``bench/node/reference_server.js``, one or two processes with the Redis
-adapter), drive it with ``bench/node/load.js`` (the real socket.io-client), read utime+stime of the server's
+adapter), drive it with ``bench/node/load.js`` (the real socket.io-client) in ``--client-procs`` Node processes
+(``bench/load_group.py``), read utime+stime of the server's
 processes and of ``redis-server`` from ``/proc`` right before and after the measured window, stop it.
 Medians over the repeats, ratios realtime/Node, a markdown table on stdout, everything in ``--json``.
 """
@@ -26,11 +27,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from load_group import LoadGroup
 from support import (
     REPO_ROOT,
     BenchError,
@@ -45,7 +46,6 @@ from support import (
 )
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
-LOAD_SCRIPT = NODE_DIR / "load.js"
 KEY_PREFIX = "rt:"
 SERVERS = ("realtime", "node")
 
@@ -67,72 +67,6 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 def log(message: str) -> None:
     """Progress on stderr (stdout carries only the table)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-class LoadDriver:
-    """``node bench/node/load.js``: JSON lines out, JSON commands in; its own process group."""
-
-    def __init__(self, args: list[str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._stderr = open(log_path, "ab")  # noqa: SIM115 - closed in close()
-        self.process = subprocess.Popen(
-            ["node", str(LOAD_SCRIPT), *args], cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._stderr, start_new_session=True,
-        )
-        self.messages: list[dict[str, Any]] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, name="load-reader", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            with contextlib.suppress(ValueError):
-                message = json.loads(raw)
-                with self._cond:
-                    self.messages.append(message)
-                    self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def send(self, op: str) -> None:
-        """Write one command; raise when the driver is gone."""
-        if self.process.poll() is not None or self.process.stdin is None:
-            raise BenchError(f"the load driver exited with {self.process.returncode}; see {self.log_path}")
-        self.process.stdin.write((json.dumps({"op": op}) + "\n").encode())
-        self.process.stdin.flush()
-
-    def wait_for(self, kind: str, timeout: float) -> dict[str, Any]:
-        """The first message of ``kind``; raise after ``timeout`` s or when the driver exits."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for message in self.messages:
-                    if message.get("type") == kind:
-                        self.messages.remove(message)
-                        return message
-                if not self._reader.is_alive() or time.monotonic() > deadline:
-                    raise BenchError(f"no {kind!r} from the load driver within {timeout:.0f}s; see {self.log_path}")
-                self._cond.wait(timeout=0.5)
-
-    def close(self) -> None:
-        """Ask for exit, then SIGTERM, then SIGKILL its process group; bounded (~10 s)."""
-        with contextlib.suppress(Exception):
-            self.send("exit")
-        with contextlib.suppress(Exception):
-            if self.process.stdin is not None:
-                self.process.stdin.close()
-        for sig, wait in ((None, 5.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-            if sig is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self._reader.join(timeout=2)
-        self._stderr.close()
 
 
 class Cluster:
@@ -207,7 +141,7 @@ def rss_of(pids: list[int]) -> int:
 def measure(kind: str, cfg: dict[str, Any], ctx: dict[str, Any], tag: str) -> dict[str, Any]:
     """One measurement of one server: start it, load it, read /proc around the window, stop it."""
     cluster = Cluster(kind, cfg["workers"], ctx["env"], ctx["run_dir"], tag)
-    driver: LoadDriver | None = None
+    group: LoadGroup | None = None
     result: dict[str, Any] = {"server": kind, "workers": cfg["workers"], "rate_target": cfg["rate"],
                               "loadavg_at_start": [round(v, 2) for v in os.getloadavg()]}
     try:
@@ -218,13 +152,12 @@ def measure(kind: str, cfg: dict[str, Any], ctx: dict[str, Any], tag: str) -> di
         run_id = f"r{secrets.token_hex(3)}"
         args = ["--urls", ",".join(cluster.urls), "--tokens-file", str(ctx["tokens_file"]),
                 "--clients", str(cfg["clients"]), "--rooms", str(cfg["rooms"]), "--room-size", str(cfg["room_size"]),
-                "--senders", str(cfg["senders"]), "--rate", str(cfg["rate"]), "--duration-s", str(cfg["duration"]),
-                "--batch-size", str(cfg["batch_size"]), "--drain-s", str(cfg["drain"]),
+                "--rate", str(cfg["rate"]), "--duration-s", str(cfg["duration"]),
                 "--connect-timeout-s", str(cfg["connect_timeout"]), "--run-id", run_id,
                 "--max-lifetime-s", str(int(cfg["connect_timeout"] + cfg["settle"] + cfg["quiet_timeout"] + cfg["duration"]
                                              + cfg["drain"] + 120))]
-        driver = LoadDriver(args, ctx["run_dir"] / f"load-{tag}.log")
-        connected = driver.wait_for("connected", cfg["connect_timeout"] + 30)
+        group = LoadGroup(args, cfg["senders"], cfg["batch_size"], cfg["client_procs"], ctx["run_dir"], tag)
+        connected = group.connected(cfg["connect_timeout"] + 30)
         result["connect"] = {k: connected.get(k) for k in ("connected", "joined", "failed", "pending", "connectedNow",
                                                            "disconnects", "connectAllMs", "connectMs", "joinMs",
                                                            "connectErrors")}
@@ -242,14 +175,12 @@ def measure(kind: str, cfg: dict[str, Any], ctx: dict[str, Any], tag: str) -> di
         pids = cluster.pids()
         result["quiet_after_s"] = wait_quiet(pids + [ctx["redis_pid"]], cfg["settle"], cfg["quiet_timeout"])
         cpu_server_0, cpu_redis_0 = cpu_of(pids), cpu_of([ctx["redis_pid"]])
-        cpu_client_0 = cpu_of([driver.process.pid])
-        driver.send("start")
-        done = driver.wait_for("done", cfg["duration"] + cfg["drain"] + 60)
+        cpu_clients_0 = [cpu_of([pid]) for pid in group.pids]
+        done = group.run(connected["roomMembers"], cfg["duration"], cfg["drain"])
         cpu_server_1, cpu_redis_1 = cpu_of(pids), cpu_of([ctx["redis_pid"]])
-        cpu_client_1 = cpu_of([driver.process.pid])
+        cpu_clients = [cpu_of([pid]) - before for pid, before in zip(group.pids, cpu_clients_0, strict=True)]
         replaced(cluster, socket_pids)
-        driver.send("report")
-        report = driver.wait_for("report", 30)
+        report = group.report(60)
         window_s = (done["sendWindowMs"] + done["drainMs"]) / 1000.0
         delivered = report["received"] - report["late"]
         cpu_total = (cpu_server_1 - cpu_server_0) + (cpu_redis_1 - cpu_redis_0)
@@ -269,11 +200,14 @@ def measure(kind: str, cfg: dict[str, Any], ctx: dict[str, Any], tag: str) -> di
             "disconnects": report["disconnects"],
             "cpu_server_s": round(cpu_server_1 - cpu_server_0, 3),
             "cpu_redis_s": round(cpu_redis_1 - cpu_redis_0, 3),
-            # The clients' process (one Node process), not counted in the server's figures: its CPU per
-            # delivery shows whether the clients, rather than the server, bound the latency.
-            "cpu_client_us_per_delivery": round((cpu_client_1 - cpu_client_0) * 1e6 / delivered, 2) if delivered else None,
-            # Its share of one core over the window: near 1, the latencies are mostly its own queue.
-            "clients_busy": round((cpu_client_1 - cpu_client_0) / window_s, 2) if window_s else None,
+            # The clients' processes, not counted in the server's figures: their CPU per delivery shows
+            # whether the clients, rather than the server, bound the latency.
+            "cpu_client_us_per_delivery": round(sum(cpu_clients) * 1e6 / delivered, 2) if delivered else None,
+            "client_procs": len(cpu_clients),
+            # Their CPU over the window in cores, and the busiest one's share of a core: near 1, the
+            # latencies are mostly that process's own queue.
+            "clients_busy": round(sum(cpu_clients) / window_s, 2) if window_s else None,
+            "clients_busiest": round(max(cpu_clients) / window_s, 2) if window_s else None,
             "cpu_us_per_delivery": round(cpu_total * 1e6 / delivered, 2) if delivered else None,
             "senders": report["senders"],
         })
@@ -287,8 +221,8 @@ def measure(kind: str, cfg: dict[str, Any], ctx: dict[str, Any], tag: str) -> di
         log(f"  {kind}: {exc}")
         return result
     finally:
-        if driver is not None:
-            driver.close()
+        if group is not None:
+            group.close()
         cluster.stop()
 
 
@@ -319,7 +253,8 @@ FIGURES = (
     ("p99 ms", lambda r: (r.get("latency_ms") or {}).get("p99")),
     ("CPU µs/delivery", lambda r: r.get("cpu_us_per_delivery")),
     ("clients' CPU µs/delivery", lambda r: r.get("cpu_client_us_per_delivery")),
-    ("clients' process busy (share of a core)", lambda r: r.get("clients_busy")),
+    ("clients' processes busy (cores)", lambda r: r.get("clients_busy")),
+    ("busiest clients' process (share of a core)", lambda r: r.get("clients_busiest")),
     ("RSS KB/idle socket", lambda r: r.get("rss_per_socket_kb")),
     ("connect all s", lambda r: (r.get("connect") or {}).get("connectAllMs", 0) / 1000 or None),
     ("connect p99 ms", lambda r: ((r.get("connect") or {}).get("connectMs") or {}).get("p99")),
@@ -384,6 +319,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=int, help="target deliveries/s (preset; the ramp's first step in e)")
     parser.add_argument("--batch-size", type=int, help="connects per batch, 0 = all at once (preset)")
     parser.add_argument("--duration", type=float, default=15.0, help="measured send window, s (default 15)")
+    parser.add_argument("--client-procs", type=int, default=2,
+                        help="Node processes sharing the client sockets (default 2)")
     parser.add_argument("--drain", type=float, default=10.0, help="bound on in-flight deliveries after it, s")
     parser.add_argument("--settle", type=float, default=3.0, help="pause after connecting, s (default 3)")
     parser.add_argument("--quiet-timeout", type=float, default=60.0,
@@ -402,7 +339,7 @@ def config(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("clients", "rooms", "room_size", "senders", "rate", "batch_size"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
-    cfg.update(workers=args.workers, duration=args.duration, drain=args.drain, settle=args.settle,
+    cfg.update(workers=args.workers, client_procs=max(1, args.client_procs), duration=args.duration, drain=args.drain, settle=args.settle,
                quiet_timeout=args.quiet_timeout,
                connect_timeout=args.connect_timeout, ramp_factor=args.ramp_factor, ramp_max=args.ramp_max)
     if args.scenario == "d" and args.workers != 1:

@@ -1,25 +1,29 @@
 #!/usr/bin/env node
 /*
- * Load driver for the side-by-side benchmark: ONE Node process, many socket.io-client sockets.
+ * Load driver for the side-by-side benchmark: one of --procs Node processes, each with its share of the
+ * socket.io-client sockets (bench/load_group.py starts them and merges what they report).
  *
  *   node bench/node/load.js --urls http://127.0.0.1:A[,http://127.0.0.1:B] --tokens-file FILE
- *        --clients N [--rooms 10] [--room-size 100] [--senders 50] [--rate 20000] [--duration-s 20]
- *        [--batch-size 200] [--drain-s 10] [--connect-timeout-s 180] [--max-lifetime-s 900] [--run-id X]
+ *        --clients N [--procs 1] [--proc 0] [--rooms 10] [--room-size 100] [--senders 50] [--rate 20000]
+ *        [--duration-s 20] [--batch-size 200] [--connect-timeout-s 180] [--max-lifetime-s 900] [--run-id X]
  *
- * Socket i uses line i of FILE and connects to urls[i % urls.length] (websocket only, forceNew, no
- * reconnection: a dropped socket stays dropped and is counted). Sockets 0 … rooms*roomSize-1 join chat
- * room `bench-${i % rooms}` (chat:join, ack awaited); the others stay connected in no room (idle).
- * Connects go in batches of --batch-size (the next batch starts when this one is connected and joined);
- * 0 = every socket at once (a storm).
- * After {"op":"start"}: the senders (the first --senders joined sockets, spread over the rooms) emit
+ * Socket i (0 … clients-1) belongs to process floor(i / rooms) % procs, so that every process holds
+ * members of every room. It uses line i of FILE and connects to urls[i % urls.length] (websocket only,
+ * forceNew, no reconnection: a dropped socket stays dropped and is counted). Sockets 0 … rooms*roomSize-1
+ * join chat room `bench-${i % rooms}` (chat:join, ack awaited); the others stay connected in no room (idle).
+ * A process connects its sockets in batches of --batch-size (the next batch starts when this one is
+ * connected and joined); 0 = all of them at once (a storm).
+ * After {"op":"start","roomMembers":[…]} (the members of each room over every process): the senders (the
+ * first --senders joined sockets of this process, spread over the rooms; 0 in every process but one) emit
  * chat:message at rate/roomSize messages per second in total for --duration-s, content
- * "${runId}|${seq}|${sentAtMs}"; every receiver takes its latency from that timestamp (one process, one
- * clock). Then up to --drain-s for the deliveries still in flight.
+ * "${runId}|${seq}|${sentAtMs}"; every receiver takes its latency from that timestamp (wall clock, one
+ * machine). Deliveries count as measured until {"op":"stop"}.
  *
- * stdout: JSON lines only.  {"type":"connected", …}  after the connect phase;  {"type":"done"}  after the
- * drain;  {"type":"report", …}  answers {"op":"report"};  {"type":"bye"}  answers {"op":"exit"}.
- * stdin: JSON commands {"op":"start"|"report"|"exit"}; stdin closing means exit. It exits by itself after
- * --max-lifetime-s.
+ * stdout: JSON lines only.  {"type":"connected", …}  after the connect phase;  {"type":"sent", …}  when the
+ * send window ends (a process with senders);  {"type":"count", received}  answers {"op":"count"};
+ * {"type":"stopped"}  answers {"op":"stop"};  {"type":"report", …}  (with the raw latencies) answers
+ * {"op":"report"};  {"type":"bye"}  answers {"op":"exit"}.  stdin closing means exit. It exits by itself
+ * after --max-lifetime-s.
  */
 "use strict";
 
@@ -32,8 +36,8 @@ console.log = console.error;
 
 function parseArgs(argv) {
   const opts = {
-    urls: "", tokensFile: "", clients: 1000, rooms: 10, roomSize: 100, senders: 50, rate: 20000,
-    durationS: 20, batchSize: 200, drainS: 10, connectTimeoutS: 180, maxLifetimeS: 900, runId: "run",
+    urls: "", tokensFile: "", clients: 1000, procs: 1, proc: 0, rooms: 10, roomSize: 100, senders: 50,
+    rate: 20000, durationS: 20, batchSize: 200, connectTimeoutS: 180, maxLifetimeS: 900, runId: "run",
   };
   for (let i = 2; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, "").replace(/-([a-z])/g, (_, c) => c.toUpperCase());
@@ -58,6 +62,10 @@ const out = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
 setTimeout(() => process.exit(4), opts.maxLifetimeS * 1000).unref();
 
 const inRooms = Math.min(opts.clients, opts.rooms * opts.roomSize);
+const owned = [];
+for (let i = 0; i < opts.clients; i += 1) {
+  if (Math.floor(i / Math.max(1, opts.rooms)) % opts.procs === opts.proc) owned.push(i);
+}
 const sockets = new Array(opts.clients);
 const connectMs = [];
 const joinMs = [];
@@ -69,6 +77,7 @@ let settledCount = 0;
 let disconnects = 0;
 const disconnectReasons = {};
 const roomMembers = new Array(opts.rooms).fill(0);
+let allRoomMembers = roomMembers;
 
 // Measurement state.
 let measuring = false;
@@ -154,27 +163,27 @@ function openSocket(i) {
   });
 }
 
+const r2 = (v) => Math.round(v * 100) / 100;
+
 function percentiles(values) {
   if (!values.length) return { count: 0 };
   const sorted = Float64Array.from(values).sort();
   const at = (p) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
-  const r = (v) => Math.round(v * 100) / 100;
-  return { count: sorted.length, p50: r(at(50)), p90: r(at(90)), p99: r(at(99)), max: r(sorted[sorted.length - 1]) };
+  return { count: sorted.length, p50: r2(at(50)), p90: r2(at(90)), p99: r2(at(99)), max: r2(sorted[sorted.length - 1]) };
 }
 
 async function connectAll() {
   const started = now();
   const deadline = started + opts.connectTimeoutS * 1000;
-  const batch = opts.batchSize > 0 ? opts.batchSize : opts.clients;
-  for (let first = 0; first < opts.clients && now() < deadline; first += batch) {
-    const pending = [];
-    for (let i = first; i < Math.min(opts.clients, first + batch); i += 1) pending.push(openSocket(i));
+  const batch = opts.batchSize > 0 ? opts.batchSize : owned.length;
+  for (let first = 0; first < owned.length && now() < deadline; first += batch) {
+    const pending = owned.slice(first, first + batch).map(openSocket);
     await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, Math.max(0, deadline - now())))]);
   }
   out({
-    type: "connected", clients: opts.clients, connected, joined, failed, pending: opts.clients - settledCount,
-    connectedNow: sockets.filter((s) => s && s.connected).length, disconnects, inRooms,
-    connectAllMs: Math.round(now() - started), connectMs: percentiles(connectMs), joinMs: percentiles(joinMs),
+    type: "connected", clients: owned.length, connected, joined, failed, pending: owned.length - settledCount,
+    connectedNow: sockets.filter((s) => s && s.connected).length, disconnects,
+    connectAllMs: Math.round(now() - started), connectMsRaw: connectMs.map(r2), joinMsRaw: joinMs.map(r2),
     connectErrors, roomMembers, pid: process.pid,
   });
 }
@@ -195,7 +204,7 @@ function senders() {
 
 function run() {
   const from = senders();
-  const members = (room) => roomMembers[room];
+  const members = (room) => allRoomMembers[room];
   const avgRoom = from.length ? from.reduce((s, x) => s + members(x.benchRoom), 0) / from.length : 1;
   const msgRate = opts.rate / Math.max(1, avgRoom);
   const started = now();
@@ -226,30 +235,25 @@ function run() {
     }
     if (t >= stopAt) {
       clearInterval(tick);
-      const sendEnded = now();
-      const drainUntil = sendEnded + opts.drainS * 1000;
-      const waitDrain = setInterval(() => {
-        if (received >= expected || now() >= drainUntil) {
-          clearInterval(waitDrain);
-          measuring = false;
-          out({ type: "done", sendWindowMs: Math.round(sendEnded - started), drainMs: Math.round(now() - sendEnded) });
-        }
-      }, 20);
+      if (opts.senders > 0) out({ type: "sent", sent, expected, sendWindowMs: Math.round(now() - started) });
     }
   }, 5);
   return { senders: from.length, msgRate, started };
 }
 
 let runInfo = null;
+// Per message seq: [received here, first latency here, last latency here], for the messages this
+// process received; the group merges them with the sender's expectedBySeq.
 function report() {
-  let lostMessages = 0;
-  for (let s = 0; s < sent; s += 1) if ((receivedBySeq[s] || 0) < expectedBySeq[s]) lostMessages += 1;
+  const bySeq = {};
+  for (const seq of Object.keys(receivedBySeq)) {
+    bySeq[seq] = [receivedBySeq[seq], r2(firstBySeq[seq]), r2(lastBySeq[seq])];
+  }
   out({
-    type: "report", sent, expected, received, late, lostDeliveries: Math.max(0, expected - received),
-    lostMessages, ackOk, ackErrors, latencyMs: percentiles(latencies), ackMs: percentiles(ackLatencies),
-    firstDeliveryMs: percentiles(Object.values(firstBySeq)), lastDeliveryMs: percentiles(Object.values(lastBySeq)),
-    senders: runInfo && runInfo.senders, msgRate: runInfo && runInfo.msgRate,
-    connectedNow: sockets.filter((s) => s && s.connected).length, disconnects, disconnectReasons,
+    type: "report", sent, expected, received, late, expectedBySeq, bySeq, latencyMsRaw: latencies.map(r2),
+    ackOk, ackErrors, ackMs: percentiles(ackLatencies), senders: runInfo && runInfo.senders,
+    msgRate: runInfo && runInfo.msgRate, connectedNow: sockets.filter((s) => s && s.connected).length,
+    disconnects, disconnectReasons,
   });
 }
 
@@ -266,8 +270,14 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
   } catch {
     return;
   }
-  if (cmd.op === "start" && runInfo === null) runInfo = run();
-  else if (cmd.op === "report") report();
+  if (cmd.op === "start" && runInfo === null) {
+    if (Array.isArray(cmd.roomMembers)) allRoomMembers = cmd.roomMembers;
+    runInfo = run();
+  } else if (cmd.op === "count") out({ type: "count", received });
+  else if (cmd.op === "stop") {
+    measuring = false;
+    out({ type: "stopped" });
+  } else if (cmd.op === "report") report();
   else if (cmd.op === "exit") exit();
 }).on("close", exit);
 
