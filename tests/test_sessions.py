@@ -151,12 +151,14 @@ def test_multi_policy_keeps_both_sessions(multi_app: Flask) -> None:
 def test_heartbeat_does_not_resurrect_a_socket_that_left_during_the_refresh(
     redis_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A leave and a disconnect that land while the refresh round trip is in flight are not undone."""
+    """Redis lost every entry (restarted empty): the beat writes the sockets again with their rooms. A leave
+    and a disconnect that land while that round trip is in flight are not undone."""
     services = redis_app.extensions["realtime"]
     token = TokenActions(redis_app).create("alice")
     staying, leaving = connect(redis_app, token), connect(redis_app, token)
     for client in (staying, leaving):
         assert client.emit("party:join_live", {"partyId": "p1"}, callback=True)["ok"]
+    services.redis.flushdb()
     real_refresh = services.state.refresh
 
     def refresh_while_things_change(snapshot: Any) -> list[str]:
@@ -197,12 +199,13 @@ def test_session_check_goes_in_chunks_and_finds_every_gone_session(
 def test_heartbeat_leaves_a_socket_parked_during_the_refresh_in_its_recovery_window(
     redis_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A socket that drops (and is parked for recovery) while the refresh round trip is in flight is neither
-    extended nor quietly released: it stays present for its recovery window, and the reaper announces it if
-    nobody claims it."""
+    """After a Redis restart every socket is written again with its rooms. A socket that drops (and is parked
+    for recovery) while that round trip is in flight is neither extended nor quietly released: it stays
+    present for its recovery window, and the reaper announces it if nobody claims it."""
     services = redis_app.extensions["realtime"]
     connect(redis_app, TokenActions(redis_app).create("alice"))
     ((sid, _),) = services.connections.items()
+    monkeypatch.setattr(services.state, "touch", lambda sids: list(sids))  # as after a restart
     real_refresh = services.state.refresh
 
     def refresh_while_it_parks(snapshot: Any) -> list[str]:

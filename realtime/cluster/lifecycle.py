@@ -66,6 +66,11 @@ class Lifecycle:
                 self._services.scripts.preload()
             except Exception:
                 logger.warning("could not preload Lua scripts; they load on first use", exc_info=True)
+            try:
+                # Note which Redis server holds this worker's entries: a beat after a restart writes them all.
+                self._services.state.touch([])
+            except Exception:
+                logger.warning("could not read Redis' server id; the first heartbeat writes every entry", exc_info=True)
         server = self._socketio.server
         if not server.manager_initialized:
             # python-socketio starts its queue listener at the first Engine.IO connection; start it now, so

@@ -11,14 +11,19 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import gevent
+
+from realtime.auth.handshake import Identity
 from realtime.metrics.recorders import local_totals
 from realtime.services.container import Services
 from realtime.stores.socket_records import LocalSocket
 from realtime.timestamps import iso
 
+#: Sockets handled between two yields of the hub (here and in the heartbeat).
+SLICE = 500
 #: Sockets listed per worker at most (the count is always exact).
 SOCKETS_LISTED = 100
 #: Rooms per worker reported with their local socket counts, busiest first.
@@ -61,6 +66,10 @@ class RateMeter:
         return {field: current.get(name, 0.0) for name, field in RATE_FIELDS.items()}, dict(self._rates)
 
 
+def _local(services: Services, sid: str, identity: Identity) -> LocalSocket:
+    return LocalSocket(sid, identity.user_id, identity.session_id, sorted(services.rooms.rooms_of(sid)))
+
+
 class WorkerStatus:
     """Builds this worker's record from its connection registry and counters."""
 
@@ -75,13 +84,19 @@ class WorkerStatus:
         """``host:pid``: read when asked, since gunicorn may build the app before it forks the worker."""
         return f"{socket.gethostname()}:{os.getpid()}"
 
-    def local_sockets(self) -> list[LocalSocket]:
-        """This worker's sockets with their rooms, as the heartbeat refreshes them."""
+    def local_sockets(self, sids: Iterable[str] | None = None) -> list[LocalSocket]:
+        """This worker's sockets (of ``sids`` only, those still connected) with their rooms, as the heartbeat
+        writes them; over every socket, the hub is let go every ``SLICE`` sockets."""
         services = self._services
-        return [
-            LocalSocket(sid, identity.user_id, identity.session_id, sorted(services.rooms.rooms_of(sid)))
-            for sid, identity in services.connections.items()
-        ]
+        if sids is not None:
+            found = ((sid, services.connections.find(sid)) for sid in sids)
+            return [_local(services, sid, identity) for sid, identity in found if identity is not None]
+        local: list[LocalSocket] = []
+        for count, (sid, identity) in enumerate(services.connections.items(), 1):
+            local.append(_local(services, sid, identity))
+            if count % SLICE == 0:
+                gevent.sleep(0)
+        return local
 
     def record(self, local: Sequence[LocalSocket] | None = None) -> dict[str, Any]:
         """The record: ids, counts, a bounded list of sockets and rooms, cumulative totals and rates."""

@@ -26,17 +26,39 @@ from realtime.sockets.catalog import EventCatalog
 from realtime.stores.chat import ChatStore, MemoryChatStore, RedisChatStore
 from realtime.stores.control_bus import ControlBus, LocalControlBus, RedisControlBus
 from realtime.stores.games import GameStore, MemoryGameStore, RedisGameStore
-from realtime.stores.notifications import MemoryNotificationStore, NotificationStore, RedisNotificationStore
-from realtime.stores.offline_jobs import MemoryOfflineJobs, OfflineJobQueue, RedisOfflineJobs
-from realtime.stores.presence import MemoryPresenceStore, PresenceStore, RedisPresenceStore
+from realtime.stores.memory_socket_state import MemorySocketState
+from realtime.stores.notifications import (
+    MemoryNotificationStore,
+    NotificationStore,
+    RedisNotificationStore,
+)
+from realtime.stores.offline_jobs import (
+    MemoryOfflineJobs,
+    OfflineJobQueue,
+    RedisOfflineJobs,
+)
+from realtime.stores.presence import (
+    MemoryPresenceStore,
+    PresenceStore,
+    RedisPresenceStore,
+)
 from realtime.stores.rate_limit import RateLimiter, Throttle
-from realtime.stores.recovery import MemoryRecoveryStore, RecoveryStore, RedisRecoveryStore
+from realtime.stores.recovery import (
+    MemoryRecoveryStore,
+    RecoveryStore,
+    RedisRecoveryStore,
+)
 from realtime.stores.redis.client import connect_redis
 from realtime.stores.redis.keys import Keys
 from realtime.stores.redis.scripts import ScriptSet
 from realtime.stores.room_index import MemoryRoomStore, RedisRoomStore, RoomStore
-from realtime.stores.sessions import MemorySessionStore, ProfileCache, RedisSessionStore, SessionStore
-from realtime.stores.socket_state import MemorySocketState, RedisSocketState, SocketState
+from realtime.stores.sessions import (
+    MemorySessionStore,
+    ProfileCache,
+    RedisSessionStore,
+    SessionStore,
+)
+from realtime.stores.socket_state import RedisSocketState, SocketState
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +111,7 @@ def build_services(settings: Settings, socketio: Any, catalog: EventCatalog) -> 
             time.time,
             max_sockets_per_user=settings.max_connections_per_user,
             replay_cap=settings.recovery_max_packets,
+            server_id=lambda: str(client.info("server")["run_id"]),
         )
         recovery: RecoveryStore | None = (
             RedisRecoveryStore(client, keys, scripts, settings.recovery_window, settings.recovery_max_packets)

@@ -41,6 +41,10 @@ class ConnectionRegistry:
             raise RealtimeError(ErrorCode.AUTH_REQUIRED, "This socket is not authenticated.")
         return identity
 
+    def find(self, sid: str) -> Identity | None:
+        """The identity behind ``sid``, None when it is not connected here."""
+        return self._by_sid.get(sid)
+
     def items(self) -> list[tuple[str, Identity]]:
         """A snapshot of (sid, identity) pairs."""
         return list(self._by_sid.items())

@@ -1,8 +1,9 @@
 """Cluster-wide state of live sockets: liveness, their rooms in the index, presence and session eviction.
 
-One interface, two transports. The Redis one keeps per-socket entries with an expiry that each worker's
-heartbeat extends; a worker that dies stops extending them and any other worker's reaper releases them
-within ``PRESENCE_TTL``. Every lifecycle step is one Lua script: one round trip, atomic.
+One interface, two transports: the Redis one here, the in-memory one in :mod:`.memory_socket_state`. The
+Redis one keeps per-socket entries with an expiry that each worker's heartbeat extends (:meth:`touch`); a
+worker that dies stops extending them and any other worker's reaper releases them within ``PRESENCE_TTL``.
+Every lifecycle step is one Lua script: one round trip, atomic.
 """
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from realtime.stores.control_bus import ControlBus, logout_command
-from realtime.stores.notifications import NotificationStore
-from realtime.stores.presence import MemoryPresenceStore
-from realtime.timestamps import iso
-from realtime.stores.recovery import NAMESPACE, RecoveryStore
+from realtime.stores.recovery import NAMESPACE
 from realtime.stores.recovery_packets import ReplayPacket
 from realtime.stores.redis.keys import Keys
 from realtime.stores.redis.scripts import ScriptSet
-from realtime.stores.room_index import MemoryRoomStore, RoomCount
-from realtime.stores.sessions import SessionCheck, SessionStore, session_revoked
-from realtime.stores.socket_records import ConnectInfo, LocalSocket, ReleaseInfo, SessionQuery, too_many_connections
+from realtime.stores.room_index import RoomCount
+from realtime.stores.sessions import SessionCheck, session_revoked
+from realtime.stores.socket_records import (
+    ConnectInfo,
+    LocalSocket,
+    ReleaseInfo,
+    SessionQuery,
+    too_many_connections,
+)
+from realtime.timestamps import iso
 
 
 class SocketState(Protocol):
@@ -52,9 +56,15 @@ class SocketState(Protocol):
     def reap(self, limit: int, counted: Sequence[str] = ()) -> list[ReleaseInfo]:
         """Forget sockets whose heartbeat expired (their worker died), counting as :meth:`release` does."""
 
+    def touch(self, sids: Sequence[str]) -> list[str]:
+        """Extend the expiry of this worker's sockets whose entries the store holds (parked ones keep their
+        recovery window); return the sids to :meth:`refresh` in full: those without an entry, or every one of
+        them when the store's server is not the one of the previous call (it restarted or failed over).
+        ``touch([])`` only notes the server."""
+
     def refresh(self, sockets: Sequence[LocalSocket]) -> list[str]:
-        """Extend (or restore) this worker's sockets; return the sids among them that were parked meanwhile
-        (disconnected after the snapshot), which it leaves alone."""
+        """Write (restore) this worker's sockets with their rooms; return the sids among them that were parked
+        meanwhile (disconnected after the snapshot), which it leaves alone."""
 
     def park(self, sids: Sequence[str], seconds: float) -> None:
         """Keep disconnected sockets present for ``seconds`` (the recovery window); the reaper releases
@@ -72,7 +82,9 @@ class RedisSocketState:
         clock: Callable[[], float],
         max_sockets_per_user: int,
         replay_cap: int,
-        refresh_chunk: int = 500,
+        server_id: Callable[[], str],
+        touch_chunk: int = 500,
+        refresh_chunk: int = 100,
     ) -> None:
         self._max_sockets = max_sockets_per_user
         self._replay_cap = replay_cap
@@ -80,10 +92,14 @@ class RedisSocketState:
         self._ttl = ttl
         self._clock = clock
         self._chunk = refresh_chunk
+        self._touch_chunk = touch_chunk
+        self._server_id = server_id
+        self._server: str | None = None
         self._connect = scripts.load("connect", "room_fn")
         self._park = scripts.load("park")
         self._release = scripts.load("release", "room_fn")
         self._refresh = scripts.load("refresh", "room_fn")
+        self._touch = scripts.load("touch")
 
     def connect(
         self,
@@ -137,6 +153,17 @@ class RedisSocketState:
         args = [self._keys.prefix, now, iso(now), "expired", len(counted), *counted, limit]
         return self._parse(self._release(args=args), now, counted)
 
+    def touch(self, sids: Sequence[str]) -> list[str]:
+        server, known = self._server_id(), self._server
+        self._server = server
+        if known != server:
+            return list(sids)
+        expiry = self._clock() + self._ttl
+        missing: list[str] = []
+        for start in range(0, len(sids), self._touch_chunk):
+            missing += self._touch(args=[self._keys.prefix, expiry, *sids[start : start + self._touch_chunk]]) or []
+        return missing
+
     def refresh(self, sockets: Sequence[LocalSocket]) -> list[str]:
         expiry = self._clock() + self._ttl
         parked: list[str] = []
@@ -172,120 +199,3 @@ class RedisSocketState:
                 )
             )
         return infos
-
-
-class MemorySocketState:
-    """The embedded default: one process, so no expiry and nothing to reap."""
-
-    def __init__(
-        self,
-        rooms: MemoryRoomStore,
-        presence: MemoryPresenceStore,
-        sessions: SessionStore,
-        bus: ControlBus,
-        notifications: NotificationStore,
-        recovery: RecoveryStore | None,
-        clock: Callable[[], float],
-        max_sockets_per_user: int,
-    ) -> None:
-        self._max_sockets = max_sockets_per_user
-        self._rooms = rooms
-        self._presence = presence
-        self._sessions = sessions
-        self._bus = bus
-        self._notifications = notifications
-        self._recovery = recovery
-        self._clock = clock
-        self._sockets: dict[str, tuple[str, str]] = {}
-        self._by_user: dict[str, set[str]] = {}
-        self._parked: dict[str, float] = {}
-
-    def connect(
-        self,
-        sid: str,
-        user_id: str,
-        session_id: str,
-        rooms: Sequence[str],
-        single_session: bool,
-        replay_after: str | None = None,
-        session: SessionQuery | None = None,
-        counted: Sequence[str] = (),
-    ) -> ConnectInfo:
-        check = None if session is None else self._sessions.check(session_id, user_id, session.profile)
-        if check is not None and not check.valid:
-            raise session_revoked()
-        self._parked.pop(sid, None)
-        live = self._by_user.setdefault(user_id, set())
-        present = [s for s in live if s != sid]
-        others = sorted({self._sockets[s][1] for s in present if self._sockets[s][1] != session_id})
-        active = [s for s in present if s not in self._parked]
-        kept = [s for s in active if not single_session or self._sockets[s][1] == session_id]
-        if len(kept) >= self._max_sockets:
-            if not live:
-                self._by_user.pop(user_id, None)
-            raise too_many_connections(self._max_sockets)
-        first = not live
-        live.add(sid)
-        self._sockets[sid] = (user_id, session_id)
-        counts = dict(zip(rooms, self._rooms.add(sid, user_id, list(rooms)), strict=True))
-        if first:
-            self._presence.came_online(user_id)
-        evicted = others if single_session else []
-        if evicted:
-            for evicted_id in evicted:
-                self._sessions.revoke(evicted_id)
-            self._bus.publish(logout_command(evicted, "duplicate_login"))
-        return ConnectInfo(
-            first_socket=first,
-            unread_count=self._notifications.unread_count(user_id),
-            evicted_sessions=evicted,
-            missed=self._recovery.since(replay_after) if replay_after and self._recovery is not None else [],
-            room_counts=counts,
-            counted={room: self._rooms.count(room).sockets for room in counted},
-            session=check,
-        )
-
-    def release(self, sids: Sequence[str], counted: Sequence[str] = ()) -> list[ReleaseInfo]:
-        infos = []
-        for sid in sids:
-            self._parked.pop(sid, None)
-            owner = self._sockets.pop(sid, None)
-            if owner is None:
-                continue
-            user_id = owner[0]
-            rooms = self._rooms.rooms_of(sid)
-            counts = dict(zip(rooms, self._rooms.remove(sid, user_id, rooms), strict=True))
-            live = self._by_user.get(user_id, set())
-            live.discard(sid)
-            last_seen = iso(self._clock())
-            if not live:
-                self._by_user.pop(user_id, None)
-                self._presence.went_offline(user_id, last_seen)
-            rooms = [template.replace("{userId}", user_id) for template in counted]
-            infos.append(
-                ReleaseInfo(
-                    sid=sid,
-                    user_id=user_id,
-                    last_socket=not live,
-                    last_seen=last_seen,
-                    room_counts=counts,
-                    counted={room: self._rooms.count(room).sockets for room in rooms},
-                )
-            )
-        return infos
-
-    def reap(self, limit: int, counted: Sequence[str] = ()) -> list[ReleaseInfo]:
-        now = self._clock()
-        expired = [sid for sid, until in self._parked.items() if until < now][:limit]
-        for sid in expired:
-            del self._parked[sid]
-        return self.release(expired, counted)
-
-    def refresh(self, sockets: Sequence[LocalSocket]) -> list[str]:
-        return []
-
-    def park(self, sids: Sequence[str], seconds: float) -> None:
-        until = self._clock() + seconds
-        for sid in sids:
-            if sid in self._sockets:
-                self._parked[sid] = until
