@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import gevent
 import pytest
 import redis
 
@@ -19,6 +20,7 @@ from realtime.fanout import wire
 from realtime.fanout.delivery import packet_offset
 from realtime.fanout.emits import Emit, StoredBroadcast, id_packet
 from realtime.fanout.manager import LocalFanout, PublishError
+from realtime.fanout import redis_fanout
 from realtime.fanout.redis_fanout import RedisFanout
 from realtime.identifiers import stream_id_before
 from realtime.stores.chat import RedisChatStore
@@ -155,13 +157,58 @@ def test_a_message_right_after_the_last_broadcast_delivered_here_is_delivered_at
 
 
 @pytest.mark.parametrize("after", [None, "10-0"])
-def test_a_message_with_an_undelivered_broadcast_before_it_waits_for_the_channel(after: str | None) -> None:
+def test_a_message_with_an_undelivered_broadcast_before_it_waits_for_the_channel(
+    after: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_fanout, "EARLY_WAIT", 0.01)
     manager, sockets, stored = worker()
     manager.complete_stored(stored, "5-0", "12-0", after=after)
     assert sockets.offsets == [], "nothing is known delivered before it: the listener delivers it in order"
     for body in (logged_elsewhere("10-0"), logged_elsewhere("11-0"), stored.channel_message("5-0", "12-0")):
         manager._delivered(body)
     assert sockets.offsets == ["10-0", "11-0", "12-0"] and sockets.written_now == []
+
+
+def test_a_message_waits_for_the_broadcast_before_it_then_goes_at_once() -> None:
+    """Its reply came before the one logged just before it was delivered here (another handler's, or an echo
+    on its way): the handler waits for it, then writes its message at once, and the echo is skipped."""
+    manager, sockets, stored = worker()
+    sender = gevent.spawn(manager.complete_stored, stored, "5-0", "12-0", "11-0")
+    gevent.sleep(0.01)
+    assert sockets.offsets == [] and not sender.dead, "waiting for 11-0"
+
+    manager._delivered(logged_elsewhere("11-0"))
+    sender.join(1)
+
+    assert sender.successful()
+    assert sockets.offsets == ["11-0", "12-0"] and sockets.written_now == ["12-0"]
+    assert manager._delivered(stored.channel_message("5-0", "12-0"))
+    assert sockets.offsets == ["11-0", "12-0"], "its echo is skipped"
+
+
+def test_a_waiting_message_whose_echo_arrives_first_is_left_to_the_listener() -> None:
+    manager, sockets, stored = worker()
+    sender = gevent.spawn(manager.complete_stored, stored, "5-0", "12-0", "11-0")
+    gevent.sleep(0.01)
+
+    manager._delivered(logged_elsewhere("11-0"))
+    manager._delivered(stored.channel_message("5-0", "12-0"))
+    sender.join(1)
+
+    assert sender.successful()
+    assert sockets.offsets == ["11-0", "12-0"] and sockets.written_now == [], "once, from the channel"
+
+
+def test_the_wait_for_the_broadcast_before_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redis_fanout, "EARLY_WAIT", 0.05)
+    manager, sockets, stored = worker()
+    started = time.monotonic()
+    manager.complete_stored(stored, "5-0", "12-0", after="11-0")
+    assert 0.05 <= time.monotonic() - started < 1
+    assert sockets.offsets == [], "left to the listener, which delivers it in order"
+    manager._delivered(logged_elsewhere("11-0"))
+    manager._delivered(stored.channel_message("5-0", "12-0"))
+    assert sockets.offsets == ["11-0", "12-0"]
 
 
 def test_a_message_whose_echo_came_first_is_not_delivered_twice() -> None:
