@@ -110,6 +110,29 @@ def test_a_ping_is_scheduled_once_per_answered_ping_and_never_sent_to_a_closed_s
     assert queued(closed_sock) == [] and closed_sock.last_ping is None
 
 
+def test_first_pings_are_spread_over_the_interval_then_come_every_interval() -> None:
+    """Sockets that connected together are not pinged together: each first ping goes after a random share of
+    the interval (half to all of it, never later than the client waits for), the next ones every interval."""
+    socks = eio_sockets(200, ping_interval=25)
+    first = [library_hooks.ping_delay(sock) for sock in socks]
+    assert all(12.5 <= delay <= 25 for delay in first)
+    assert max(first) - min(first) > 10, "spread over the interval"
+    for sock in socks:
+        library_hooks._send_ping(sock)
+    assert {library_hooks.ping_delay(sock) for sock in socks} == {25.0}
+
+
+@pytest.mark.usefixtures("ping_timers")
+def test_sockets_scheduled_together_get_their_first_pings_at_different_times() -> None:
+    socks = eio_sockets(SOCKETS, ping_interval=1.0)
+    for sock in socks:
+        sock.schedule_ping()
+    gevent.sleep(0.75)
+    pinged = sum(1 for sock in socks if sock.last_ping)
+    assert 0 < pinged < SOCKETS, f"{pinged} of {SOCKETS} pinged three quarters into the interval"
+    assert wait_until(lambda: all(sock.last_ping for sock in socks), timeout=BUDGET)
+
+
 @pytest.mark.usefixtures("ping_timers")
 def test_installing_twice_keeps_one_timer_version() -> None:
     library_hooks.install_ping_timers()

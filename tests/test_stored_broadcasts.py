@@ -16,17 +16,21 @@ import gevent
 import pytest
 import redis
 
-from realtime.fanout import wire
+from realtime.fanout import redis_fanout, wire
 from realtime.fanout.delivery import packet_offset
 from realtime.fanout.emits import Emit, StoredBroadcast, id_packet
 from realtime.fanout.manager import LocalFanout, PublishError
-from realtime.fanout import redis_fanout
 from realtime.fanout.redis_fanout import RedisFanout
 from realtime.identifiers import stream_id_before
+from realtime.metrics.round_trips import counting
 from realtime.stores.chat import RedisChatStore
 from realtime.stores.recovery import RedisRecoveryStore
-from realtime.stores.recovery_packets import IdPacket, LoggedPacket, ReplayPacket, ScriptLog
-from realtime.metrics.round_trips import counting
+from realtime.stores.recovery_packets import (
+    IdPacket,
+    LoggedPacket,
+    ReplayPacket,
+    ScriptLog,
+)
 from realtime.stores.redis.client import connect_redis
 from realtime.stores.redis.keys import Keys
 from realtime.stores.redis.scripts import ScriptSet

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 import time
 from typing import Any
 
@@ -32,7 +33,7 @@ from realtime.fanout.direct_writes import DirectWrites, text_frame
 from realtime.sockets.recovery_flow import prepare
 from realtime.sockets.server import ServerCore, handling_event, take_forced_sid
 from realtime.sockets.transport_guards import BoundedWebSocket
-from realtime.sockets.websocket_handover import hand_over
+from realtime.sockets.websocket_handover import FrameQueue, hand_over
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +206,8 @@ def install_ping_timers() -> None:
     """Make every Engine.IO socket of this process wait for its next ping on a hub timer (idempotent).
 
     Same behaviour as python-engineio's ``Socket.schedule_ping``: a ping is scheduled only once the previous
-    ping was answered (``last_ping`` set), ``ping_interval`` seconds later, and sent only if the socket is
+    ping was answered (``last_ping`` set), ``ping_interval`` seconds later (the first one earlier, spread:
+    :func:`ping_delay`), and sent only if the socket is
     still open; the send itself runs in a greenlet (``start_background_task``), as before, because
     ``Socket.send`` may close the socket and run the app's disconnect handler, which must not run on the hub.
     A socket's pending timer is cancelled when it disconnects (:func:`cancel_ping_timer`): the timer holds
@@ -217,10 +219,28 @@ def install_ping_timers() -> None:
     engineio.socket.Socket.schedule_ping = _schedule_ping  # type: ignore[method-assign]
 
 
+#: A socket's first ping goes after a random share of ``ping_interval``, between this and 1: sockets that
+#: connected together (a reconnect storm after a deploy) would otherwise be pinged together, and answer
+#: together, every interval for as long as they live. Earlier than the interval is always in time for the
+#: client, which waits ``ping_interval + ping_timeout`` for a ping.
+FIRST_PING_SPREAD = 0.5
+#: An Engine.IO PING as one websocket text frame.
+PING_FRAME = text_frame(eio_packet.Packet(eio_packet.PING).encode().encode())
+
+
+def ping_delay(sock: Any) -> float:
+    """Seconds until ``sock``'s next ping: ``ping_interval`` after the previous one was answered, a random
+    share of it (:data:`FIRST_PING_SPREAD`) before the first."""
+    interval = float(sock.server.ping_interval)
+    if getattr(sock, "realtime_pinged", False):
+        return interval
+    return interval * random.uniform(FIRST_PING_SPREAD, 1.0)
+
+
 def _schedule_ping(self: Any) -> None:
     if self.last_ping:
         self.last_ping = None
-        timer = gevent.get_hub().loop.timer(self.server.ping_interval)
+        timer = gevent.get_hub().loop.timer(ping_delay(self))
         self.realtime_ping_timer = timer
         timer.start(_ping_due, self, timer)
 
@@ -229,15 +249,25 @@ _schedule_ping.__realtime_timer__ = True  # type: ignore[attr-defined]
 
 
 def _ping_due(sock: Any, timer: Any) -> None:
-    """Runs on the hub: no I/O here, only the start of the greenlet that sends."""
+    """Runs on the hub: no I/O here. A websocket taken over by the hub (:class:`FrameQueue`) gets its PING
+    frame queued at once (appending a frame does no I/O, and the ping timeout cannot fire with ``last_ping``
+    just set); any other socket gets the greenlet that sends, since ``Socket.send`` may close the socket."""
     timer.close()
     sock.realtime_ping_timer = None
-    if not sock.closing and not sock.closed:
+    if sock.closing or sock.closed:
+        return
+    queue = sock.queue
+    if isinstance(queue, FrameQueue):
+        sock.realtime_pinged = True
+        sock.last_ping = time.time()
+        queue.transport.send_frame(PING_FRAME)
+    else:
         sock.server.start_background_task(_send_ping, sock)
 
 
 def _send_ping(sock: Any) -> None:
     if not sock.closing and not sock.closed:
+        sock.realtime_pinged = True
         sock.last_ping = time.time()
         sock.send(eio_packet.Packet(eio_packet.PING))
 
